@@ -1,0 +1,36 @@
+# Two entry points for a fresh machine with only Python 3.11+ and pip:
+#   make demo   -> set up .venv and run the main job on a bundled sample chain
+#   make test   -> set up .venv and run the whole test suite
+# Works from any directory: make -C /path/to/volsurf demo
+ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+PYTHON ?= python3
+VENV := $(ROOT)/.venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SAMPLE := $(ROOT)/sample_chains/spx_2023-09-14_close.csv
+DEMO_OUT ?= $(ROOT)/demo_report
+
+.PHONY: demo test setup lint bench clean
+
+$(STAMP): $(ROOT)/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e "$(ROOT)[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	cd $(ROOT) && $(VENV)/bin/volsurf inspect $(SAMPLE)
+
+test: $(STAMP)
+	cd $(ROOT) && $(PY) -m pytest
+
+lint: $(STAMP)
+	cd $(ROOT) && $(VENV)/bin/ruff check .
+
+bench: $(STAMP)
+	cd $(ROOT) && for b in benchmarks/bench_*.py; do $(PY) $$b; done
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT)

@@ -1,0 +1,81 @@
+"""Named exceptions. The library raises these with a hint; the CLI maps them to one ``Error: ...`` line, exit 2."""
+
+from __future__ import annotations
+
+
+class VolsurfError(Exception):
+    """Base class for every error volsurf raises on purpose.
+
+    Parameters
+    ----------
+    message : str
+        What went wrong.
+    hint : str, optional
+        How to fix the input.
+    """
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def one_line(self) -> str:
+        """The message and hint on one line (for the CLI)."""
+        text = self.message
+        if self.hint:
+            text = f"{text} (hint: {self.hint})"
+        return " ".join(text.split())
+
+    def __str__(self) -> str:
+        return self.one_line()
+
+
+class InputFileError(VolsurfError):
+    """A file cannot be read at all (missing, empty, binary, a directory with no chains)."""
+
+    def __init__(self, path: str, message: str, hint: str | None = None) -> None:
+        super().__init__(f"{path}: {message}", hint)
+        self.path = path
+
+
+class FormatError(VolsurfError):
+    """A file's content does not match what its format requires.
+
+    Carries the file, the 1-based line and the column name (when they apply) and what was expected.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        message: str,
+        *,
+        line: int | None = None,
+        column: str | None = None,
+        expected: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        where = path
+        if line is not None:
+            where += f", line {line}"
+        if column is not None:
+            where += f", column '{column}'"
+        text = f"{where}: {message}"
+        if expected:
+            text += f"; expected {expected}"
+        super().__init__(text, hint)
+        self.path = path
+        self.line = line
+        self.column = column
+        self.expected = expected
+
+
+class UnknownFormatError(FormatError):
+    """No loader recognises the file's content."""
+
+
+class DataError(VolsurfError):
+    """The data loaded but cannot support the requested computation (e.g. too few quotes to fit)."""
+
+
+class ParameterError(VolsurfError):
+    """A user-supplied parameter is out of range or inconsistent."""

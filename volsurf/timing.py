@@ -1,0 +1,42 @@
+"""Time to expiry and settlement times.
+
+Day count: ACT/365 on minutes, ``t = minutes(valuation -> settlement) / 525,600``, the convention of the
+Cboe VIX methodology. Valuation and settlement are timezone-aware instants, so 0DTE options get a real,
+small ``t`` (e.g. 30 minutes before a 16:00 settlement: t = 30/525,600 = 5.7e-5 years); there is no
+one-day floor.
+
+Settlement: AM-settled roots (standard monthly SPX, NDX, RUT, XSP AM...) settle on the opening print,
+modelled as 09:30 New York on the expiry date; every other root (SPXW, NDXP, SPY, equities...) at 16:00.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+NY = "America/New_York"
+MINUTES_PER_YEAR = 525_600.0
+
+# Roots whose standard monthly options are AM-settled (settle on the special opening quotation).
+AM_SETTLED_ROOTS: frozenset[str] = frozenset({"SPX", "NDX", "RUT", "DJX", "OEX_AM", "MXEA", "MXEF", "VIX"})
+
+
+def settlement_for_root(root: str) -> str:
+    """``AM`` for AM-settled roots (SPX, NDX, RUT...), ``PM`` for everything else (SPXW, NDXP, SPY...)."""
+    return "AM" if root.upper() in AM_SETTLED_ROOTS else "PM"
+
+
+def settlement_times(expiry_dates, settlements) -> pd.DatetimeIndex:
+    """Settlement instants (America/New_York) for expiry dates and ``AM``/``PM`` labels (vectorized)."""
+    dates = pd.to_datetime(pd.Series(expiry_dates).astype(str).to_numpy())
+    offsets = np.where(np.asarray(settlements) == "AM", 9 * 60 + 30, 16 * 60)
+    local = dates + pd.to_timedelta(offsets, unit="m")
+    return pd.DatetimeIndex(local).tz_localize(NY)
+
+
+def year_fraction(valuation_time: pd.Timestamp, expiry) -> np.ndarray:
+    """Years from ``valuation_time`` to each ``expiry`` (ACT/365 on minutes, may be <= 0 when expired)."""
+    val = pd.Timestamp(valuation_time)
+    exp = pd.DatetimeIndex(expiry)
+    minutes = (exp - val).total_seconds().to_numpy() / 60.0
+    return minutes / MINUTES_PER_YEAR

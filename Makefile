@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := $(ROOT)/.venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-SAMPLE := $(ROOT)/sample_chains/spx_2023-09-14_close.csv
+SAMPLE := $(ROOT)/sample_chains/spx_2026-07-31_close.csv
 DEMO_OUT ?= $(ROOT)/demo_report
 
 .PHONY: demo test setup lint bench clean

@@ -58,8 +58,8 @@ def cli() -> None:
 
     \b
     Example:
-      volsurf inspect sample_chains/spx_2023-09-14_close.csv
-      volsurf report sample_chains/spx_2023-09-14_close.csv -o out/
+      volsurf inspect sample_chains/spx_2026-07-31_close.csv
+      volsurf report sample_chains/spx_2026-07-31_close.csv -o out/
     """
 
 

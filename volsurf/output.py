@@ -56,9 +56,11 @@ def _fmt_cell(v: Any) -> str:
     if isinstance(v, float):
         if not math.isfinite(v):
             return "-"
-        if v != 0 and (abs(v) >= 1e7 or abs(v) < 1e-3):
+        if v.is_integer() and abs(v) < 1e15:
+            return f"{int(v):,}"
+        if abs(v) >= 1e7 or abs(v) < 1e-3:
             return f"{v:.4g}"
-        return f"{v:,.4f}".rstrip("0").rstrip(".") if abs(v) < 1e4 else f"{v:,.2f}"
+        return f"{v:,.2f}" if abs(v) >= 1e3 else f"{v:.4f}"
     return str(v)
 
 

@@ -106,6 +106,8 @@ class SnapshotMeta:
         Path of the file as given.
     hygiene : dict
         Rule name -> number of rows the rule flagged or removed (every rule listed, zero included).
+    warnings : tuple of str
+        Doubts about the file as a whole (e.g. a date line that contradicts the listed expiries).
     underlying_name : str
         Free-text name of the underlying as in the file.
     """
@@ -119,6 +121,7 @@ class SnapshotMeta:
     source_file: str
     hygiene: dict[str, int] = field(default_factory=dict)
     underlying_name: str = ""
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict of the metadata."""
@@ -132,15 +135,18 @@ class SnapshotMeta:
             "format": self.source_format,
             "source_file": self.source_file,
             "flagged": dict(self.hygiene),
+            "warnings": list(self.warnings),
         }
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A normalized option chain: ``frame`` (schema above) and ``meta`` (:class:`SnapshotMeta`)."""
+    """A normalized option chain: ``frame`` (schema above), ``meta`` (:class:`SnapshotMeta`), and ``removed``:
+    the rows hygiene took out (same columns plus ``reason``), kept so that nothing is dropped silently."""
 
     frame: pd.DataFrame
     meta: SnapshotMeta
+    removed: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=[*COLUMNS, "reason"]))
 
     def with_frame(self, frame: pd.DataFrame) -> Snapshot:
         """A copy with another frame (same metadata)."""
@@ -163,7 +169,7 @@ class Snapshot:
         out = self.meta.to_dict()
         out.update(
             {
-                "contracts": int(len(f)),
+                "contracts": len(f),
                 "expiries": int(f["expiry"].nunique()),
                 "roots": sorted(f["root"].unique().tolist()),
                 "call_open_interest": float(f.loc[calls, "open_interest"].sum()),

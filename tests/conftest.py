@@ -1,0 +1,60 @@
+"""Shared fixtures: paths to the real chains beside the checkout, and a cache of loaded snapshots."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+REAL = SHARED / "real_chains"
+SAMPLES = ROOT / "sample_chains"
+DATA = Path(__file__).resolve().parent / "data"
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def real_chain_files() -> list[Path]:
+    """Every real chain file under ../shared/real_chains (sorted)."""
+    if not REAL.exists():
+        return []
+    return sorted(p for p in REAL.rglob("*.csv"))
+
+
+def require_shared() -> None:
+    if not REAL.exists():
+        pytest.skip("../shared/real_chains is not beside the checkout")
+
+
+@lru_cache(maxsize=64)
+def load_cached(path: str):
+    """Load a chain once per test session (snapshots are immutable by convention)."""
+    from volsurf.formats import load
+
+    return load(path)
+
+
+@lru_cache(maxsize=32)
+def enrich_cached(path: str):
+    """Load and enrich a chain once per test session."""
+    from volsurf.enrich import enrich
+
+    return enrich(load_cached(path))
+
+
+def spx_spy_files(min_expiries: int = 1) -> list[Path]:
+    """Real SPX/SPY Cboe files with at least ``min_expiries`` expiry dates."""
+    out = []
+    for p in real_chain_files():
+        if "yfinance" in str(p):
+            continue
+        snap = load_cached(str(p))
+        if snap.meta.underlying in ("SPX", "SPY") and snap.frame["expiry_date"].nunique() >= min_expiries:
+            out.append(p)
+    return out

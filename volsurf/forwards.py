@@ -1,0 +1,195 @@
+"""Implied forwards and discount factors per expiry from put-call parity on the chain itself.
+
+For European options ``C - P = D (F - K)``: across strikes, ``C - P`` is a straight line in ``K`` with slope
+``-D`` and intercept ``D F``. volsurf fits that line robustly (Theil-Sen) on liquid call/put pairs near the
+strike where ``|C - P|`` is smallest (as the Cboe VIX methodology anchors its forward there), so no dividend or
+rate guess is needed.
+
+The slope (the discount factor) is only identifiable when ``1 - D`` is large against quote noise, i.e. for
+longer expiries with pairs over a wide strike range. Rules, per expiry:
+
+1. ``parity_regression``: ``t >= 0.1`` years and at least 6 pairs spanning a strike range of at least 10% of
+   spot, and the fitted ``D`` lies in ``[exp(-0.15 t), exp(0.05 t)]`` (implied rate between -5% and 15%): use
+   the fitted ``F`` and ``D``.
+2. ``parity_fixed_rate``: otherwise, with at least 1 pair: ``D = exp(-r t)`` with ``r`` the median rate of the
+   expiries of rule 1 (or ``default_rate`` if none), and ``F`` the median of ``K + (C - P)/D`` over the pairs
+   nearest the ``|C - P|`` minimum.
+3. ``carry_fallback``: no usable pair: ``F = S exp((r - q) t)``, ``D = exp(-r t)`` with the given ``default_rate``
+   and ``default_dividend_yield``.
+
+Reported per expiry: forward, discount, implied rate ``r = -ln(D)/t`` and dividend yield
+``q = r - ln(F/S)/t`` (continuous, ACT/365), the method, and the parity residuals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+DEFAULT_RATE = 0.04
+"""Fallback continuously-compounded rate (decimal). Used only when the chain itself cannot give one; roughly
+the US T-bill level of 2023-2026. Pass the rate explicitly for older snapshots (e.g. ~0.1-2% in 2022)."""
+DEFAULT_DIVIDEND_YIELD = 0.013
+"""Fallback dividend yield (decimal), about the S&P 500's; used only in the carry fallback."""
+
+MIN_T_REGRESSION = 0.1
+MIN_PAIRS_REGRESSION = 6
+NEAR_PAIRS = 12
+
+
+@dataclass(frozen=True)
+class ForwardEstimate:
+    """Forward and discount for one expiry (see module docstring for the method names)."""
+
+    forward: float
+    discount: float
+    rate: float
+    dividend_yield: float
+    method: str
+    n_pairs: int
+    parity_residual_max: float  # max |(C - P) - D (F - K)| over the pairs used, premium points
+
+
+def parity_pairs(frame: pd.DataFrame) -> pd.DataFrame:
+    """Liquid call/put pairs at the same (expiry, root, strike): both sides with bid > 0, ask >= bid.
+
+    Returns columns expiry, root, strike, c_mid, p_mid, spread (sum of both spreads).
+    """
+    ok = (frame["bid"] > 0) & (frame["ask"] >= frame["bid"])
+    f = frame.loc[ok, ["expiry", "root", "strike", "type", "bid", "ask"]]
+    mid = (f["bid"] + f["ask"]) / 2
+    spread = f["ask"] - f["bid"]
+    f = f.assign(mid=mid, spread=spread)
+    calls = f[f["type"] == "call"].set_index(["expiry", "root", "strike"])
+    puts = f[f["type"] == "put"].set_index(["expiry", "root", "strike"])
+    j = calls[["mid", "spread"]].join(puts[["mid", "spread"]], how="inner", lsuffix="_c", rsuffix="_p")
+    out = j.reset_index().rename(columns={"mid_c": "c_mid", "mid_p": "p_mid"})
+    out["spread"] = out["spread_c"] + out["spread_p"]
+    return out[["expiry", "root", "strike", "c_mid", "p_mid", "spread"]]
+
+
+def _near_pairs(strikes: np.ndarray, diff: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the ``n`` pairs closest in strike to the pair with the smallest |C - P|."""
+    k_star = strikes[np.argmin(np.abs(diff))]
+    order = np.argsort(np.abs(strikes - k_star), kind="stable")
+    return order[:n]
+
+
+def estimate_forward(
+    strikes: np.ndarray,
+    c_mid: np.ndarray,
+    p_mid: np.ndarray,
+    t: float,
+    spot: float,
+    *,
+    rate_hint: float | None = None,
+    default_rate: float = DEFAULT_RATE,
+    default_dividend_yield: float = DEFAULT_DIVIDEND_YIELD,
+    spreads: np.ndarray | None = None,
+) -> ForwardEstimate:
+    """Forward and discount factor for one expiry from call/put mid prices at common strikes.
+
+    Parameters
+    ----------
+    strikes, c_mid, p_mid : ndarray
+        Strikes and mid prices of liquid pairs (premium points).
+    t : float
+        Time to expiry, years.
+    spot : float
+        Underlying price (only for the implied dividend yield and the fallback).
+    rate_hint : float, optional
+        Rate used when the slope cannot be identified (rule 2); ``default_rate`` if None.
+    spreads : ndarray, optional
+        Sum of the call and put bid-ask spreads per pair: the regression is accepted only if its median
+        absolute residual is within the median spread.
+    """
+    strikes = np.asarray(strikes, dtype=float)
+    diff = np.asarray(c_mid, dtype=float) - np.asarray(p_mid, dtype=float)
+    t = max(float(t), 1e-8)
+    r_fix = default_rate if rate_hint is None or not np.isfinite(rate_hint) else float(rate_hint)
+
+    def pack(fwd: float, disc: float, method: str, idx: np.ndarray) -> ForwardEstimate:
+        r = -np.log(disc) / t
+        q = r - np.log(fwd / spot) / t
+        resid = diff[idx] - disc * (fwd - strikes[idx]) if idx.size else np.array([np.nan])
+        return ForwardEstimate(float(fwd), float(disc), float(r), float(q), method, int(idx.size), float(np.nanmax(np.abs(resid))))
+
+    if strikes.size == 0:
+        fwd = spot * np.exp((r_fix - default_dividend_yield) * t)
+        return pack(fwd, np.exp(-r_fix * t), "carry_fallback", np.array([], dtype=int))
+
+    if strikes.size >= MIN_PAIRS_REGRESSION and t >= MIN_T_REGRESSION:
+        # Regress on a wider set near the money: the slope needs a strike range.
+        idx = _near_pairs(strikes, diff, max(NEAR_PAIRS, strikes.size // 3))
+        if np.ptp(strikes[idx]) >= 0.10 * spot:
+            from scipy.stats import theilslopes
+
+            slope, intercept, _, _ = theilslopes(diff[idx], strikes[idx])
+            disc = -slope
+            resid = np.abs(diff[idx] - (intercept + slope * strikes[idx]))
+            tolerance = np.median(spreads[idx]) if spreads is not None else np.inf
+            # Reject slopes that imply an implausible rate, or a line the quotes do not support (American
+            # early-exercise premia, stale wings): then the rate comes from elsewhere (rule 2).
+            if np.exp(-0.15 * t) <= disc <= np.exp(0.01 * t) and np.median(resid) <= tolerance:
+                fwd = intercept / disc
+                return pack(fwd, disc, "parity_regression", idx)
+
+    disc = np.exp(-r_fix * t)
+    idx = _near_pairs(strikes, diff, min(5, strikes.size))
+    fwd = float(np.median(strikes[idx] + diff[idx] / disc))
+    return pack(fwd, disc, "parity_fixed_rate", idx)
+
+
+def implied_forwards(
+    frame: pd.DataFrame,
+    t_by_expiry: pd.Series,
+    spot: float,
+    *,
+    default_rate: float = DEFAULT_RATE,
+    default_dividend_yield: float = DEFAULT_DIVIDEND_YIELD,
+) -> pd.DataFrame:
+    """Per-expiry forwards for a normalized snapshot frame.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Normalized snapshot rows (schema in :mod:`volsurf.snapshot`).
+    t_by_expiry : Series
+        Years to expiry indexed by (expiry, root).
+    spot : float
+        Underlying price.
+
+    Returns
+    -------
+    DataFrame
+        One row per (expiry, root): expiry, root, t, forward, discount, rate, dividend_yield, method, n_pairs,
+        parity_residual_max.
+    """
+    pairs = parity_pairs(frame)
+    groups = {key: g for key, g in pairs.groupby(["expiry", "root"], sort=False)}
+    keys = list(t_by_expiry.index)
+
+    def run(key, rate_hint):
+        g = groups.get(key)
+        t = float(t_by_expiry[key])
+        if g is None:
+            return estimate_forward(np.array([]), np.array([]), np.array([]), t, spot, rate_hint=rate_hint,
+                                    default_rate=default_rate, default_dividend_yield=default_dividend_yield)
+        return estimate_forward(g["strike"].to_numpy(), g["c_mid"].to_numpy(), g["p_mid"].to_numpy(), t, spot,
+                                rate_hint=rate_hint, default_rate=default_rate,
+                                default_dividend_yield=default_dividend_yield, spreads=g["spread"].to_numpy())
+
+    first = {key: run(key, None) for key in keys}
+    reg_rates = [(float(t_by_expiry[k]), e.rate) for k, e in first.items() if e.method == "parity_regression"]
+    rows = []
+    for key in keys:
+        est = first[key]
+        if est.method != "parity_regression" and reg_rates:
+            # Rate for this expiry from the chain's own term structure: the nearest regression expiry's rate.
+            t = float(t_by_expiry[key])
+            nearest = min(reg_rates, key=lambda tr: abs(tr[0] - t))[1]
+            est = run(key, nearest)
+        rows.append({"expiry": key[0], "root": key[1], "t": float(t_by_expiry[key]), **est.__dict__})
+    return pd.DataFrame(rows)

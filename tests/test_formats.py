@@ -182,6 +182,9 @@ def test_relabelled_file_gets_a_warning():
         pytest.skip("no ../shared")
     snap = load_cached(str(REAL / "cboe_ralph-e-boy_gamma-chart/2025-05-06_0913_relabelled_dup_of_05-02/quotedata.csv"))
     assert any("2025-05-02" in w for w in snap.meta.warnings)
+    # SOURCES.md: the content is the May 2 2025 close chain
+    assert snap.meta.trade_date == dt.date(2025, 5, 2)
+    assert snap.meta.valuation_time == pd.Timestamp("2025-05-02 16:00", tz="America/New_York")
     clean = load_cached(str(REAL / "cboe_ralph-e-boy_gamma-chart/2025-05-06_1814/quotedata.csv"))
     assert clean.meta.warnings == ()
 

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from volsurf import pricing
-from volsurf.forwards import DEFAULT_DIVIDEND_YIELD, DEFAULT_RATE, implied_forwards
+from volsurf.forwards import DEFAULT_DIVIDEND_YIELD, DEFAULT_RATE, implied_forwards, implied_spot
 from volsurf.snapshot import Snapshot, SnapshotMeta
 from volsurf.timing import year_fraction
 
@@ -44,6 +44,8 @@ class EnrichedSnapshot:
     meta: SnapshotMeta
     expiries: pd.DataFrame
     assumptions: dict
+    implied_spot: float = float("nan")
+    warnings: tuple[str, ...] = ()
 
     def with_frame(self, frame: pd.DataFrame) -> EnrichedSnapshot:
         """A copy with another frame."""
@@ -70,7 +72,7 @@ def atm_iv_by_expiry(frame: pd.DataFrame) -> pd.Series:
     f = f.assign(k=k)
     below = f[f["k"] < 0].sort_values("k").groupby(["expiry", "root"]).tail(1).set_index(["expiry", "root"])
     above = f[f["k"] >= 0].sort_values("k").groupby(["expiry", "root"]).head(1).set_index(["expiry", "root"])
-    j = below[["k", "iv_mid"]].join(above[["k", "iv_mid"]], how="inner", lsuffix="_lo", rsuffix="_hi")
+    j = below[["k", "iv_mid"]].join(above[["k", "iv_mid"]], how="inner", suffixes=("_lo", "_hi"))
     w = (0 - j["k_lo"]) / (j["k_hi"] - j["k_lo"])
     return (j["iv_mid_lo"] + w * (j["iv_mid_hi"] - j["iv_mid_lo"])).rename("atm_iv")
 
@@ -148,4 +150,13 @@ def enrich(
         "default_dividend_yield": default_dividend_yield,
         "greeks": "Black-76 on the implied forward from mid IV; delta/gamma per 1 point of spot",
     }
-    return EnrichedSnapshot(frame=f, meta=meta, expiries=exp.reset_index(drop=True), assumptions=assumptions)
+    s_star = implied_spot(fw, meta.spot)
+    warnings = []
+    if abs(s_star / meta.spot - 1) > 0.0025:
+        warnings.append(
+            f"the file's spot {meta.spot:g} differs from the spot implied by put-call parity {s_star:.2f} "
+            f"({(s_star / meta.spot - 1) * 100:+.2f}%): the 'Last' print is probably stale"
+        )
+    assumptions["implied_spot"] = s_star
+    return EnrichedSnapshot(frame=f, meta=meta, expiries=exp.reset_index(drop=True), assumptions=assumptions,
+                            implied_spot=s_star, warnings=tuple(warnings))

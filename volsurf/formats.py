@@ -245,12 +245,15 @@ def _finalize(
     warnings: list[str] = []
     if len(df):
         first_expiry = pd.Timestamp(df["expiry_date"].min()).date()
-        if first_expiry < trade_date:
-            # Cboe lists an expiry until the next session; an older one means the Date line is not the as-of time.
+        if first_expiry < trade_date and calendar.is_session(first_expiry):
+            # Cboe lists an expiry until the next session starts; an older one means the Date line is not the
+            # as-of time (edited, or a stale page). The data belong to that expiry's session: value there.
             warnings.append(
                 f"the file lists expiry {first_expiry} although its Date line implies trade date {trade_date}: "
-                "the Date line may have been edited or the data are older than stated"
+                f"the Date line is not the as-of time; using trade date {first_expiry} (its close) instead"
             )
+            trade_date = first_expiry
+            valuation_time = calendar.session_open_close(first_expiry)[1]
     counts = dict.fromkeys(HYGIENE_RULES, 0)
     # removed rows
     expired = (df["expiry"] <= valuation_time).to_numpy()

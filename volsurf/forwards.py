@@ -18,7 +18,8 @@ longer expiries with pairs over a wide strike range. Rules, per expiry:
    and ``default_dividend_yield``.
 
 Reported per expiry: forward, discount, implied rate ``r = -ln(D)/t`` and dividend yield
-``q = r - ln(F/S)/t`` (continuous, ACT/365), the method, and the parity residuals.
+``q = r - ln(F/S*)/t`` (continuous, ACT/365) against the chain's implied spot ``S*`` (:func:`implied_spot`),
+the method, and the parity residuals.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def parity_pairs(frame: pd.DataFrame) -> pd.DataFrame:
     f = f.assign(mid=mid, spread=spread)
     calls = f[f["type"] == "call"].set_index(["expiry", "root", "strike"])
     puts = f[f["type"] == "put"].set_index(["expiry", "root", "strike"])
-    j = calls[["mid", "spread"]].join(puts[["mid", "spread"]], how="inner", lsuffix="_c", rsuffix="_p")
+    j = calls[["mid", "spread"]].join(puts[["mid", "spread"]], how="inner", suffixes=("_c", "_p"))
     out = j.reset_index().rename(columns={"mid_c": "c_mid", "mid_p": "p_mid"})
     out["spread"] = out["spread_c"] + out["spread_p"]
     return out[["expiry", "root", "strike", "c_mid", "p_mid", "spread"]]
@@ -113,8 +114,9 @@ def estimate_forward(
     def pack(fwd: float, disc: float, method: str, idx: np.ndarray) -> ForwardEstimate:
         r = -np.log(disc) / t
         q = r - np.log(fwd / spot) / t
-        resid = diff[idx] - disc * (fwd - strikes[idx]) if idx.size else np.array([np.nan])
-        return ForwardEstimate(float(fwd), float(disc), float(r), float(q), method, int(idx.size), float(np.nanmax(np.abs(resid))))
+        resid = np.abs(diff[idx] - disc * (fwd - strikes[idx])) if idx.size else np.array([np.nan])
+        worst = float(resid.max()) if idx.size else float("nan")
+        return ForwardEstimate(float(fwd), float(disc), float(r), float(q), method, int(idx.size), worst)
 
     if strikes.size == 0:
         fwd = spot * np.exp((r_fix - default_dividend_yield) * t)
@@ -192,4 +194,22 @@ def implied_forwards(
             nearest = min(reg_rates, key=lambda tr: abs(tr[0] - t))[1]
             est = run(key, nearest)
         rows.append({"expiry": key[0], "root": key[1], "t": float(t_by_expiry[key]), **est.__dict__})
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    s_star = implied_spot(out, spot)
+    # Dividend yield against the chain's own spot: a stale 'Last' (pre-market download, closing print before
+    # the options' 16:15 close) would otherwise leak into q as a huge short-dated yield.
+    out["dividend_yield"] = out["rate"] - np.log(out["forward"] / s_star) / out["t"]
+    return out
+
+
+def implied_spot(forwards: pd.DataFrame, spot: float) -> float:
+    """The spot implied by the chain: the shortest parity-based forward carried back at its own rate.
+
+    Over a few days the carry is tiny, so this is the level the options were priced against; it differs from
+    the file's 'Last' when that print is stale. Falls back to ``spot`` when no expiry has parity pairs.
+    """
+    usable = forwards[forwards["method"] != "carry_fallback"].sort_values("t")
+    if usable.empty:
+        return float(spot)
+    first = usable.iloc[0]
+    return float(first["forward"] * np.exp(-first["rate"] * first["t"]))

@@ -21,6 +21,21 @@ MINUTES_PER_YEAR = 525_600.0
 AM_SETTLED_ROOTS: frozenset[str] = frozenset({"SPX", "NDX", "RUT", "DJX", "OEX_AM", "MXEA", "MXEF", "VIX"})
 
 
+# Cash-settled European index option roots; everything else (ETFs, stocks) is American-style.
+EUROPEAN_ROOTS: frozenset[str] = frozenset(
+    {"SPX", "SPXW", "SPXPM", "XSP", "NDX", "NDXP", "RUT", "RUTW", "DJX", "VIX", "VIXW", "MXEA", "MXEF", "OEX", "XEO"}
+)
+
+
+def exercise_style(root: str) -> str:
+    """``european`` for cash-settled index roots, ``american`` otherwise.
+
+    volsurf prices with Black-76 (European) throughout; for American options the out-of-the-money side, which
+    the smile uses, carries little early-exercise premium, while ITM puts/calls may read slightly high.
+    """
+    return "european" if root.upper() in EUROPEAN_ROOTS else "american"
+
+
 def settlement_for_root(root: str) -> str:
     """``AM`` for AM-settled roots (SPX, NDX, RUT...), ``PM`` for everything else (SPXW, NDXP, SPY...)."""
     return "AM" if root.upper() in AM_SETTLED_ROOTS else "PM"

@@ -1,0 +1,1 @@
+"""Charts (matplotlib, drawing only)."""

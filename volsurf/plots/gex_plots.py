@@ -1,0 +1,124 @@
+"""Dealer gamma exposure charts (drawing only: callers pass the numbers).
+
+Each function takes ``ax=None`` (a new figure is made without pyplot, so it is safe with the Agg backend, in
+scripts and tests), draws, labels the axes with units, titles the chart with the trade date, and returns the
+Axes. Dollar inputs are USD per 1% move; the charts show them in $bn per 1% move.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+BN = 1e9
+
+
+def _axes(ax: Any, size: tuple[float, float] = (10.0, 5.5)) -> Any:
+    if ax is not None:
+        return ax
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=size).add_subplot()
+
+
+def _title(kind: str, underlying: str, trade_date: str, assumption: str) -> str:
+    head = f"{underlying} {kind}".strip()
+    tail = f"{trade_date}" + (f"  ({assumption})" if assumption else "")
+    return f"{head}, {tail}".strip(", ")
+
+
+def _mark(ax: Any, x: float | None, label: str, color: str, ls: str) -> None:
+    if x is not None and np.isfinite(x):
+        ax.axvline(x, color=color, lw=1.2, ls=ls, label=f"{label} {x:,.1f}")
+
+
+def plot_gex_by_strike(
+    strike,
+    call_gex,
+    put_gex,
+    net_gex,
+    *,
+    spot: float,
+    flip: float | None = None,
+    strike_range: tuple[float, float] | None = None,
+    trade_date: str = "",
+    underlying: str = "",
+    assumption: str = "",
+    ax: Any = None,
+) -> Any:
+    """Call, put and net GEX per strike as bars ($bn per 1% move), spot and gamma flip marked.
+
+    Parameters
+    ----------
+    strike, call_gex, put_gex, net_gex : array-like
+        Per-strike GEX in USD per 1% move (e.g. ``GexReport.by_strike`` columns).
+    strike_range : (lo, hi), optional
+        Strikes shown (default: spot +/- 15%); strikes outside are left out of the chart only.
+    """
+    ax = _axes(ax)
+    k = np.asarray(strike, dtype=float)
+    lo, hi = strike_range if strike_range is not None else (0.85 * spot, 1.15 * spot)
+    sel = (k >= lo) & (k <= hi)
+    k = k[sel]
+    series = [np.asarray(v, dtype=float)[sel] / BN for v in (call_gex, put_gex, net_gex)]
+    spacing = float(np.min(np.diff(np.unique(k)))) if np.unique(k).size > 1 else max(1.0, 0.01 * spot)
+    width = spacing / 3.0
+    colors = ("tab:green", "tab:red", "tab:blue")
+    labels = ("call GEX", "put GEX", "net GEX")
+    for j, (vals, c, lab) in enumerate(zip(series, colors, labels, strict=True)):
+        ax.bar(k + (j - 1) * width, vals, width=width, color=c, label=lab, alpha=0.85, linewidth=0)
+    ax.axhline(0.0, color="0.3", lw=0.8)
+    _mark(ax, spot, "spot", "black", "-")
+    _mark(ax, flip, "gamma flip", "tab:purple", "--")
+    ax.set_xlim(lo, hi)
+    ax.set_xlabel("strike (index points)")
+    ax.set_ylabel("dealer gamma exposure ($bn per 1% move)")
+    ax.set_title(_title("gamma exposure by strike", underlying, trade_date, assumption))
+    ax.legend(fontsize=8, loc="best")
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_gex_profile(
+    spots,
+    net_gex,
+    *,
+    spot: float,
+    flip: float | None = None,
+    by_bucket: Mapping[str, Any] | None = None,
+    later: tuple[str, Any] | None = None,
+    trade_date: str = "",
+    underlying: str = "",
+    assumption: str = "",
+    ax: Any = None,
+) -> Any:
+    """Net GEX ($bn per 1% move) against hypothetical spot, zero line, spot and gamma flip marked.
+
+    Parameters
+    ----------
+    spots, net_gex : array-like
+        The profile grid (index points) and net GEX there (USD per 1% move).
+    by_bucket : mapping bucket -> array, optional
+        Net GEX per expiry bucket on the same grid (thin lines).
+    later : (label, array), optional
+        The profile at a later valuation time (e.g. end of day), dashed.
+    """
+    ax = _axes(ax)
+    s = np.asarray(spots, dtype=float)
+    ax.plot(s, np.asarray(net_gex, dtype=float) / BN, color="tab:blue", lw=2.0, label="net GEX")
+    for name, vals in (by_bucket or {}).items():
+        ax.plot(s, np.asarray(vals, dtype=float) / BN, lw=0.9, alpha=0.8, label=f"{name}")
+    if later is not None:
+        ax.plot(s, np.asarray(later[1], dtype=float) / BN, color="tab:blue", lw=1.4, ls="--", label=later[0])
+    ax.axhline(0.0, color="0.3", lw=0.8)
+    _mark(ax, spot, "spot", "black", "-")
+    _mark(ax, flip, "gamma flip", "tab:purple", "--")
+    ax.set_xlim(float(s.min()), float(s.max()))
+    ax.set_xlabel("hypothetical spot (index points)")
+    ax.set_ylabel("net dealer gamma exposure ($bn per 1% move)")
+    ax.set_title(_title("net GEX profile", underlying, trade_date, assumption))
+    ax.legend(fontsize=8, loc="best")
+    ax.grid(alpha=0.3)
+    return ax

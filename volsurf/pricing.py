@@ -49,7 +49,8 @@ def black76_price(forward, strike, t, sigma, is_call, discount=1.0) -> np.ndarra
     f = np.asarray(forward, dtype=float)
     k = np.asarray(strike, dtype=float)
     d1, d2 = d1_d2(f, k, t, sigma)
-    call = np.broadcast_to(np.asarray(is_call, dtype=bool), d1.shape)
+    # is_call may carry its own dimensions (e.g. a call/put axis): broadcast everything to the joint shape.
+    d1, d2, call = np.broadcast_arrays(d1, d2, np.asarray(is_call, dtype=bool))
     sign = np.where(call, 1.0, -1.0)
     price = sign * (f * ndtr(sign * d1) - k * ndtr(sign * d2))
     # sigma*sqrt(t) == 0: d1 is +/-inf or nan (at the money); use intrinsic value there.

@@ -1,0 +1,991 @@
+"""Arbitrage-free implied-volatility surface: a market-consistent layer, a parametric layer and a query API.
+
+Normalisation
+-------------
+Per expiry (time ``t`` in years, forward ``F``, discount ``D``) quotes are moved to normalised call prices
+``c = C / (D F)`` at ``k = K / F``; out-of-the-money puts by parity ``C = P + D (F - K)``, i.e.
+``c = P / (D F) + 1 - k``. Static no-arbitrage is then: ``c`` decreasing and convex in ``k`` with slopes in
+``[-1, 0]``, ``max(1 - k, 0) <= c <= 1`` (butterfly), and ``c(k)`` non-decreasing in ``t`` at fixed ``k``
+(calendar, for proportional carry).
+
+Market-consistent layer (the one volsurf uses downstream)
+--------------------------------------------------------
+Per expiry, a cubic B-spline ``c(k)`` on one clamped knot vector shared by all expiries (breakpoints
+``0.3 s_min`` apart at the money, 10% wider per step outwards in log-moneyness, over a domain ``[k_lo, k_hi]``
+covering every quote), solved as a convex QP with Clarabel, expiries from the shortest to the longest:
+
+- hard constraints on the coefficients, sufficient for the whole curve: the slope coefficients are
+  non-decreasing (convex), the first ``>= -1`` and the last ``<= 0``; ``c(k_lo) >= 1 - k_lo``,
+  ``c(k_lo) <= 1``, ``c(k_hi) >= 0``; the chord to ``(0, 1)`` lies below the left tangent (a convex extension
+  to ``k = 0`` exists); and ``a >= a_prev`` coefficientwise against the previous expiry, which gives
+  ``c >= c_prev`` everywhere because B-splines are non-negative (no calendar arbitrage);
+- soft constraints: each quote's bid/ask band with an L1 slack penalised heavily (the fit stays inside the band
+  wherever the quotes and the constraints allow it; slack > 0 marks a quote inconsistent with no-arbitrage);
+  zero-bid quotes give only an upper bound; beyond the quotes, raw-SVI prices with a +-2 vol point band act as
+  weak pseudo-quotes, so the spline *is* the arbitrage-free blend of market and parametric layers at the seam;
+- objective: squared distance to mids in half-spread units + a roughness penalty on the differences of the
+  slope coefficients, scaled by ``s^3`` (``s`` the ATM standard deviation ``sigma sqrt(t)``) so that it is
+  scale-free across maturities.
+
+See ``docs/surface.md`` for the full rules and measured figures.
+
+Parametric layer (:mod:`volsurf.svi`)
+-------------------------------------
+Raw SVI per expiry (spread-weighted quasi-explicit fit, Durrleman- and Lee-checked, flags) and an eSSVI surface
+free of calendar arbitrage. Raw SVI supplies the beyond-the-quotes pseudo-quotes; eSSVI answers queries outside
+the domain ``[k_lo, k_hi]`` and, with the market layer, beyond the last expiry.
+
+Interpolation in time (query API)
+---------------------------------
+Between two curves ``c_a`` (time ``t_a``) and ``c_b`` (``t_b``), ``c_t = (1 - alpha) c_a + alpha c_b`` at fixed
+``k = K / F(t)``, with ``alpha(t)`` chosen so that the ATM total variance is linear in ``t``. A convex combination
+of two arbitrage-free slices with ``c_a <= c_b`` is itself convex, monotone and in bounds, and ``c_t`` is
+non-decreasing in ``t``: no butterfly and no calendar arbitrage. Before the first expiry ``c_a`` is the intrinsic
+value at ``t = 0``; after the last expiry ``c_b`` is ``max(c_last, c_eSSVI(T_far))`` at ``T_far = 2 t_last``
+(convex, ``>= c_last``), and beyond ``T_far`` ``max(c_far, c_eSSVI(t))``. The forward and the discount factor are
+interpolated log-linearly in ``t`` (flat carry and rate between expiries).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.special import ndtr
+
+from volsurf.errors import DataError, ParameterError
+from volsurf.svi import ESSVIFit, SVIFit, SVIParams, calibrate_essvi, calibrate_svi_many, essvi_total_variance
+
+SEVEN_DAYS = 7.0 / 365.0
+
+# QP weights. The band penalty dwarfs the tracking term (<= 1 per quote inside the band), so quotes leave
+# their band only when no-arbitrage forces it.
+_BAND_PENALTY = 1000.0
+_UPPER_ONLY_PENALTY = 100.0
+_PSEUDO_WEIGHT = 0.05
+_PSEUDO_PENALTY = 1.0
+_PSEUDO_VOL_BAND = 0.02
+_HS_FLOOR = 1e-6  # normalised price: floor of a band's half-width (QP conditioning)
+_INSIDE_TOL = 1e-3  # share of the half-spread tolerated as "inside" (solver precision)
+_ARB_TOL = 1e-9  # normalised price; tolerance of the dense-grid arbitrage diagnostics
+
+
+@dataclass(frozen=True)
+class ExpiryQuotes:
+    """Quotes of one expiry.
+
+    Attributes
+    ----------
+    t : float
+        Time to expiry, years.
+    forward : float
+        Forward price (index points / dollars).
+    discount : float
+        Discount factor to expiry.
+    strike, is_call, bid, ask : arrays
+        One entry per contract; premiums in points. ``bid <= 0`` or NaN means no bid.
+    label : str
+        Expiry label for reports (e.g. ``2026-09-18 SPX``).
+    """
+
+    t: float
+    forward: float
+    discount: float
+    strike: np.ndarray
+    is_call: np.ndarray
+    bid: np.ndarray
+    ask: np.ndarray
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class LayerDiagnostics:
+    """Fit quality of one layer on one expiry (liquid quotes: OTM, bid > 0).
+
+    Attributes
+    ----------
+    rmse_vol_pts : float
+        RMS of fitted IV minus mid IV, in vol points (1 = 0.01 decimal vol).
+    inside_share : float
+        Share of liquid quotes whose fitted price (equivalently IV) lies inside the bid/ask band.
+    n_liquid : int
+        Number of liquid quotes.
+    butterfly_violations : int
+        Points of a dense strike grid where the fitted call price is not convex/monotone/in bounds.
+    calendar_violations : int
+        Points of the dense grid where this slice's normalised call price is below the previous slice's.
+    """
+
+    rmse_vol_pts: float
+    inside_share: float
+    n_liquid: int
+    butterfly_violations: int
+    calendar_violations: int
+
+
+@dataclass(frozen=True)
+class SliceFit:
+    """Everything about one fitted expiry (what a chart needs).
+
+    Per-quote arrays (all OTM quotes with an ask, sorted by strike): ``strike``, ``k`` (= K/F), ``is_call``,
+    ``bid``, ``ask`` (premiums), ``liquid`` (bid > 0), ``iv_bid``, ``iv_mid``, ``iv_ask`` (market, decimal),
+    ``iv_mc``, ``iv_svi``, ``iv_essvi`` (fitted), ``inside_mc``, ``inside_svi``, ``arb_inconsistent`` (the
+    market layer had to leave the band: the quote conflicts with no-arbitrage given its neighbours).
+    Spline: ``knots`` (clamped cubic knot vector in k, shared by all slices), ``coef`` (B-spline coefficients of
+    c); ``quoted_range`` (k range of the liquid quotes). ``mc``, ``svi``, ``essvi``: :class:`LayerDiagnostics`. ``svi_fit``: :class:`SVIFit`.
+    ``raw_butterfly_violations``: triples/pairs of quotes whose bid/ask bands alone violate convexity,
+    monotonicity or bounds. ``raw_calendar_violations``: quotes whose ask is below the previous expiry's bid
+    (interpolated at the same k).
+    """
+
+    label: str
+    t: float
+    forward: float
+    discount: float
+    strike: np.ndarray
+    k: np.ndarray
+    is_call: np.ndarray
+    bid: np.ndarray
+    ask: np.ndarray
+    liquid: np.ndarray
+    iv_bid: np.ndarray
+    iv_mid: np.ndarray
+    iv_ask: np.ndarray
+    iv_mc: np.ndarray
+    iv_svi: np.ndarray
+    iv_essvi: np.ndarray
+    inside_mc: np.ndarray
+    inside_svi: np.ndarray
+    arb_inconsistent: np.ndarray
+    knots: np.ndarray
+    coef: np.ndarray
+    quoted_range: tuple[float, float]
+    svi_fit: SVIFit
+    mc: LayerDiagnostics
+    svi: LayerDiagnostics
+    essvi: LayerDiagnostics
+    raw_butterfly_violations: int
+    raw_calendar_violations: int
+    atm_total_variance: float
+
+    def call_normalised(self, k) -> np.ndarray:
+        """Market-layer ``c(k) = C / (D F)`` at ``k = K / F`` (inside the knot range; clipped outside)."""
+        return _bspline_eval(self.knots, self.coef, np.asarray(k, dtype=float))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (parameters and diagnostics, no per-quote arrays)."""
+        return {
+            "label": self.label,
+            "t": self.t,
+            "forward": self.forward,
+            "discount": self.discount,
+            "quoted_k_range": list(self.quoted_range),
+            "atm_iv": float(np.sqrt(self.atm_total_variance / self.t)),
+            "svi": {**self.svi_fit.params.as_dict(), "g_min": self.svi_fit.g_min, "flags": list(self.svi_fit.flags)},
+            "mc": self.mc.__dict__,
+            "svi_diag": self.svi.__dict__,
+            "essvi_diag": self.essvi.__dict__,
+            "raw_butterfly_violations": self.raw_butterfly_violations,
+            "raw_calendar_violations": self.raw_calendar_violations,
+            "arb_inconsistent_quotes": int(np.count_nonzero(self.arb_inconsistent)),
+        }
+
+
+# ------------------------------------------------------------------------------------------- splines
+
+
+def _common_knots(k_dom: tuple[float, float], s_min: float) -> np.ndarray:
+    """Clamped cubic knot vector (in ``k``) shared by all expiries.
+
+    Breakpoints are spaced ``0.3 s_min`` apart at the money (``s_min``: the smallest ATM standard deviation
+    of the chain) and 10% wider at each step outwards in log-moneyness, out to the domain ends.
+    """
+    x_lo, x_hi = np.log(k_dom[0]), np.log(k_dom[1])
+    step = max(0.3 * s_min, 2e-4)
+    n_max = 400
+    offs = step * (1.1 ** np.arange(n_max) - 1.0) / 0.1
+    right = offs[offs < x_hi][1:]
+    left = -offs[offs < -x_lo][1:]
+    x = np.concatenate([[x_lo], left[::-1], [0.0], right, [x_hi]])
+    b = np.exp(np.unique(x))
+    return np.concatenate([[b[0]] * 3, b, [b[-1]] * 3])
+
+
+def _design(knots: np.ndarray, x: np.ndarray) -> sp.csr_matrix:
+    """Sparse B-spline design matrix (cubic, clamped) at points ``x`` clipped to the knot range."""
+    from scipy.interpolate import BSpline
+
+    xc = np.clip(np.asarray(x, dtype=float), knots[0], knots[-1])
+    return BSpline.design_matrix(xc, knots, 3).tocsr()
+
+
+def _bspline_eval(knots: np.ndarray, coef: np.ndarray, x) -> np.ndarray:
+    """Value of the cubic B-spline at ``x`` (clipped to the knot range)."""
+    from scipy.interpolate import BSpline
+
+    xc = np.clip(np.asarray(x, dtype=float), knots[0], knots[-1])
+    return BSpline(knots, coef, 3, extrapolate=False)(xc)
+
+
+def _slope_matrix(knots: np.ndarray) -> sp.csr_matrix:
+    """Rows giving the B-spline coefficients of ``c'`` (quadratic): ``3 (a_j - a_{j-1}) / (t_{j+3} - t_j)``."""
+    n = knots.size - 4
+    j = np.arange(1, n)
+    w = 3.0 / (knots[j + 3] - knots[j])
+    rows = np.repeat(np.arange(n - 1), 2)
+    cols = np.stack([j - 1, j], axis=1).ravel()
+    vals = np.stack([-w, w], axis=1).ravel()
+    return sp.csr_matrix((vals, (rows, cols)), shape=(n - 1, n))
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def _bs_call_norm(k, w) -> np.ndarray:
+    """Normalised Black call ``c(k, w)`` for ``k = K/F`` and total variance ``w``."""
+    k = np.asarray(k, dtype=float)
+    s = np.sqrt(np.maximum(np.asarray(w, dtype=float), 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d1 = -np.log(k) / s + 0.5 * s
+    out = ndtr(d1) - k * ndtr(d1 - s)
+    return np.where(s > 0, out, np.maximum(1.0 - k, 0.0))
+
+
+def _iv_norm(c, k, t) -> np.ndarray:
+    """Implied vol of normalised call prices (NaN where not identifiable)."""
+    from volsurf.iv import implied_volatility
+
+    c = np.asarray(c, dtype=float)
+    k = np.broadcast_to(np.asarray(k, dtype=float), c.shape)
+    return implied_volatility(c, np.ones_like(c), k, np.full(c.shape, float(t)), np.ones(c.shape, dtype=bool), 1.0)
+
+
+def _iv_quotes(price, forward, strike, t, is_call, discount) -> np.ndarray:
+    from volsurf.iv import implied_volatility
+
+    with np.errstate(invalid="ignore"):
+        p = np.where(np.asarray(price) > 0, price, np.nan)
+    return implied_volatility(p, forward, strike, t, is_call, discount)
+
+
+def _dense_arbitrage(c: np.ndarray, k: np.ndarray, tol: float) -> int:
+    """Count butterfly / monotonicity / bound violations of normalised calls ``c`` on an increasing grid ``k``."""
+    dk = np.diff(k)
+    slope = np.diff(c) / dk
+    bad = int(np.count_nonzero(np.diff(slope) < -tol / np.minimum(dk[1:], dk[:-1])))
+    bad += int(np.count_nonzero(slope > tol / dk) + np.count_nonzero(slope < -1.0 - tol / dk))
+    bad += int(np.count_nonzero(c < np.maximum(1.0 - k, 0.0) - tol) + np.count_nonzero(c > 1.0 + tol))
+    return bad
+
+
+# ------------------------------------------------------------------------------------------- prepare
+
+
+@dataclass
+class _Prep:
+    q: ExpiryQuotes
+    strike: np.ndarray
+    k: np.ndarray
+    is_call: np.ndarray
+    bid: np.ndarray
+    ask: np.ndarray
+    liquid: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    iv_bid: np.ndarray
+    iv_mid: np.ndarray
+    iv_ask: np.ndarray
+    atm_w: float
+    svi: SVIFit | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def _prepare(q: ExpiryQuotes, min_quotes: int) -> _Prep | str:
+    """OTM quotes of one expiry as normalised call-equivalent bands (IVs are filled in later, in one batch)."""
+    if not (q.t > 0 and q.forward > 0 and 0 < q.discount <= 1.5):
+        return "bad t/forward/discount"
+    strike = np.asarray(q.strike, dtype=float)
+    is_call = np.asarray(q.is_call, dtype=bool)
+    bid = np.nan_to_num(np.asarray(q.bid, dtype=float), nan=0.0)
+    ask = np.asarray(q.ask, dtype=float)
+    with np.errstate(invalid="ignore"):
+        otm = np.where(is_call, strike >= q.forward, strike < q.forward)
+        ok = otm & np.isfinite(ask) & (ask > 0) & (bid <= ask) & np.isfinite(strike) & (strike > 0)
+    o = np.argsort(strike[ok], kind="stable")
+    strike, is_call, bid, ask = strike[ok][o], is_call[ok][o], bid[ok][o], ask[ok][o]
+    liquid = bid > 0
+    if np.count_nonzero(liquid) < min_quotes:
+        return f"only {int(np.count_nonzero(liquid))} liquid OTM quotes (< {min_quotes})"
+    k = strike / q.forward
+    scale = q.discount * q.forward
+    parity = np.where(is_call, 0.0, 1.0 - k)
+    lo, hi = bid / scale + parity, ask / scale + parity
+    nan = np.full(k.size, np.nan)
+    return _Prep(q, strike, k, is_call, bid, ask, liquid, lo, hi, nan, nan.copy(), nan.copy(), float("nan"))
+
+
+def _fill_ivs(preps: list[_Prep], min_quotes: int) -> list[tuple[_Prep, str | None]]:
+    """Bid / mid / ask IVs of every quote of every expiry in three vectorized calls; ATM total variance."""
+    sizes = [p.k.size for p in preps]
+    cat = {
+        name: np.concatenate([getattr(p, name) for p in preps]) for name in ("strike", "is_call", "bid", "ask")
+    }
+    fwd = np.concatenate([np.full(p.k.size, p.q.forward) for p in preps])
+    tt = np.concatenate([np.full(p.k.size, p.q.t) for p in preps])
+    disc = np.concatenate([np.full(p.k.size, p.q.discount) for p in preps])
+    liquid = cat["bid"] > 0
+    mid = np.where(liquid, 0.5 * (cat["bid"] + cat["ask"]), np.nan)
+    ivs = [_iv_quotes(x, fwd, cat["strike"], tt, cat["is_call"], disc) for x in (cat["bid"], mid, cat["ask"])]
+    out = []
+    for p, part_b, part_m, part_a in zip(preps, *(np.split(v, np.cumsum(sizes)[:-1]) for v in ivs), strict=True):
+        p.iv_bid, p.iv_mid, p.iv_ask = part_b, part_m, part_a
+        good = p.liquid & np.isfinite(p.iv_mid)
+        if np.count_nonzero(good) < min_quotes:
+            out.append((p, f"only {int(np.count_nonzero(good))} quotes with a mid IV (< {min_quotes})"))
+            continue
+        x = np.log(p.k[good])
+        o2 = np.argsort(np.abs(x))[:2]
+        o2 = o2[np.argsort(x[o2])]
+        atm_iv = float(np.interp(0.0, x[o2], p.iv_mid[good][o2]))
+        p.atm_w = atm_iv * atm_iv * p.q.t
+        out.append((p, None))
+    return out
+
+
+def _svi_inputs(p: _Prep, max_points: int = 60) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Log-moneyness, total variance and spread weights (``1 / spread_w^2``) of the liquid quotes for SVI."""
+    good = p.liquid & np.isfinite(p.iv_mid)
+    idx = np.flatnonzero(good)
+    if idx.size > max_points:  # evenly thinned (keeps both wings): the fit cost is linear in the points
+        good = np.zeros_like(good)
+        good[idx[np.unique(np.round(np.linspace(0, idx.size - 1, max_points)).astype(int))]] = True
+    t = p.q.t
+    w = p.iv_mid[good] ** 2 * t
+    # spread in total variance; missing bid/ask IV -> use 2 x mid distance, floor at 0.1 vol point
+    sp_iv = np.where(np.isfinite(p.iv_ask[good]) & np.isfinite(p.iv_bid[good]), p.iv_ask[good] - p.iv_bid[good], 0.02)
+    sp_iv = np.maximum(sp_iv, 1e-3)
+    sp_w = 2.0 * p.iv_mid[good] * t * sp_iv
+    return np.log(p.k[good]), w, 1.0 / sp_w
+
+
+# ------------------------------------------------------------------------------------------- QP
+
+
+_BASIS_CACHE: dict[bytes, dict] = {}
+
+
+def _basis_cache(knots: np.ndarray) -> dict:
+    """Static matrices of a knot vector: slope rows, their differences and the roughness matrix."""
+    key = knots.tobytes()
+    hit = _BASIS_CACHE.get(key)
+    if hit is not None:
+        return hit
+    n = knots.size - 4
+    d1 = _slope_matrix(knots)
+    d2 = sp.csr_matrix(d1[1:] - d1[:-1])
+    gap = 0.5 * (knots[4 : n + 2] - knots[2:n])  # spacing of consecutive slope coefficients
+    rough = (d2.T @ sp.diags(1.0 / np.maximum(gap, 1e-12)) @ d2).tocsc()
+    first = d1[0].toarray().ravel()
+    out = {"d1": d1.tocoo(), "d2": d2.tocoo(), "rough": rough, "d1_first": first[: np.flatnonzero(first)[-1] + 1]}
+    _BASIS_CACHE.clear()  # one surface at a time
+    _BASIS_CACHE[key] = out
+    return out
+
+
+def _fit_slice(p: _Prep, knots: np.ndarray, prev: dict | None, *, roughness: float, max_quotes: int,
+               rounds: int = 3) -> dict:
+    """Market-layer QP of one slice on the common B-spline basis, with lazily added quote constraints.
+
+    Arbitrage-freeness is imposed on the coefficients, which is sufficient for the whole curve: the slope
+    coefficients lie in ``[-1, 0]`` and are non-decreasing (``c'`` is a convex combination of them, ``c''`` a
+    non-negative combination of their differences), and, against the previous expiry on the same basis,
+    ``a_j >= a_prev_j`` implies ``c >= c_prev`` everywhere (B-splines are non-negative). Only a thinned set of
+    quotes enters the first QP; quotes that end up outside their band are added and the QP is solved again.
+    """
+    s_atm = float(np.sqrt(max(p.atm_w, 1e-8)))
+    lo_q, hi_q = float(p.k[p.liquid].min()), float(p.k[p.liquid].max())
+    use = (p.k >= lo_q) & (p.k <= hi_q)  # liquid quotes and zero-bid upper bounds inside the liquid range
+    kq = p.k[use]
+    lo = np.where(p.liquid[use], p.lo[use], np.maximum(1.0 - kq, 0.0))
+    hi = p.hi[use]
+    hs = np.maximum(0.5 * (hi - lo), _HS_FLOOR)
+    active = np.zeros(kq.size, dtype=bool)
+    active[np.unique(np.round(np.linspace(0, kq.size - 1, min(max_quotes, kq.size))).astype(int))] = True
+    fit: dict = {}
+    viol = np.zeros(kq.size)
+    n_round = 0
+    for n_round in range(1, rounds + 1):  # noqa: B007 - reported below
+        fit = _fit_slice_qp(p, knots, s_atm, prev, use, active, roughness=roughness)
+        c = _bspline_eval(knots, fit["coef"], kq)
+        viol = np.maximum(np.maximum(lo - c, c - hi), 0.0) / hs
+        new = (viol > _INSIDE_TOL) & ~active
+        if not np.any(new):
+            break
+        active |= new
+    fit["slack"] = viol
+    fit["use"] = use
+    fit["n_active"] = int(np.count_nonzero(active))
+    fit["rounds"] = n_round
+    return fit
+
+
+def _fit_slice_qp(p: _Prep, knots, s_atm, prev, use_all, active, *, roughness: float) -> dict:
+    import clarabel
+
+    t = p.q.t
+    n = knots.size - 4  # coefficients
+    lo_q, hi_q = float(p.k[p.liquid].min()), float(p.k[p.liquid].max())
+    use = use_all.copy()
+    use[use_all] = active
+    kq = p.k[use]
+    liquid = p.liquid[use]
+    lo = np.where(liquid, p.lo[use], np.maximum(1.0 - kq, 0.0))
+    hi = p.hi[use]
+    # pseudo-quotes from raw SVI beyond the quotes, at breakpoints (every other one)
+    brk = np.unique(knots)
+    kp = brk[((brk < lo_q) | (brk > hi_q))][::3]
+    w_s = np.maximum(p.svi.params.total_variance(np.log(kp)), 1e-10)
+    iv_s = np.sqrt(w_s / t)
+    p_lo = _bs_call_norm(kp, (np.maximum(iv_s - _PSEUDO_VOL_BAND, 0.5 * iv_s)) ** 2 * t)
+    p_hi = _bs_call_norm(kp, (iv_s + _PSEUDO_VOL_BAND) ** 2 * t)
+    all_k = np.concatenate([kq, kp])
+    all_lo = np.concatenate([lo, p_lo])
+    all_hi = np.concatenate([hi, np.maximum(p_hi, p_lo)])
+    mid = 0.5 * (all_lo + all_hi)
+    # floor the half-width (about a 0.01-point tick on a 7500 index): keeps the QP well conditioned
+    hs = np.maximum(0.5 * (all_hi - all_lo), _HS_FLOOR)
+    m = all_k.size
+    weight = np.concatenate([np.where(liquid, 1.0, 0.0), np.full(kp.size, _PSEUDO_WEIGHT)])
+    penalty = np.concatenate([np.where(liquid, _BAND_PENALTY, _UPPER_ONLY_PENALTY), np.full(kp.size, _PSEUDO_PENALTY)])
+
+    # Prices are divided by s (ATM standard deviation) so that time values and spreads are O(1) at every
+    # maturity; variables: [a (n coefficients), slack (m)].
+    s = s_atm
+    bas = _basis_cache(knots)
+    b_q = _design(knots, all_k).tocoo()
+    wq = weight / (hs / s) ** 2
+    p_a = 2.0 * (b_q.T @ sp.diags(wq) @ b_q) + (2.0 * roughness * s**3) * bas["rough"]
+    pmat = sp.block_diag([p_a, sp.csc_matrix((m, m))], format="csc")
+    qvec = np.concatenate([-2.0 * (b_q.T @ (wq * mid / s)), penalty])
+
+    # Inequalities A x <= b assembled once in COO form (many small sparse blocks are slow to stack).
+    k0 = knots[0]
+    d1, d2 = bas["d1"], bas["d2"]
+    nd, nd2 = d1.shape[0], d2.shape[0]
+    rr, cc, vv, bb = [], [], [], []
+    row = 0
+
+    def put(r, c, v, b):
+        nonlocal row
+        rr.append(np.asarray(r) + row)
+        cc.append(np.asarray(c))
+        vv.append(np.asarray(v, dtype=float))
+        bb.append(np.asarray(b, dtype=float))
+        row += len(bb[-1])
+
+    ar = np.arange(m)
+    put(np.concatenate([b_q.row, ar]), np.concatenate([b_q.col, n + ar]), np.concatenate([b_q.data, -hs / s]),
+        (mid + hs) / s)  # c <= hi + hs * slack
+    put(np.concatenate([b_q.row, ar]), np.concatenate([b_q.col, n + ar]), np.concatenate([-b_q.data, -hs / s]),
+        -(mid - hs) / s)  # c >= lo - hs * slack
+    put(ar, n + ar, -np.ones(m), np.zeros(m))  # slack >= 0
+    # slopes non-decreasing (convex); then first slope >= -1 and last slope <= 0 bound all of them
+    put(d2.row, d2.col, -d2.data, np.zeros(nd2))
+    first, last = d1.row == 0, d1.row == nd - 1
+    put(np.zeros(np.count_nonzero(first), dtype=int), d1.col[first], -d1.data[first], [1.0 / s])
+    put(np.zeros(np.count_nonzero(last), dtype=int), d1.col[last], d1.data[last], [0.0])
+    put([0], [0], [-1.0], [-(1.0 - k0) / s])  # c(k0) >= 1 - k0
+    put([0], [0], [1.0], [1.0 / s])  # c(k0) <= 1
+    put([0], [n - 1], [-1.0], [0.0])  # c(k_end) >= 0
+    # chord from (0, 1) below the left tangent: a convex extension to k = 0 exists
+    d10 = bas["d1_first"]
+    put(np.zeros(1 + d10.size, dtype=int), np.concatenate([[0], np.arange(d10.size)]),
+        s * np.concatenate([[1.0], -k0 * d10]) if d10.size else [s], [1.0])
+    if prev is not None:  # calendar: a >= a_prev coefficientwise (same basis)
+        an = np.arange(n)
+        put(an, an, -np.ones(n), -prev["coef"] / s)
+    rows_all = np.concatenate(rr)
+    a_mat = sp.csc_matrix((np.concatenate(vv), (rows_all, np.concatenate(cc))), shape=(row, n + m))
+    b_vec = np.concatenate(bb)
+    settings = clarabel.DefaultSettings()
+    settings.verbose = False
+    solver = clarabel.DefaultSolver(
+        sp.triu(pmat, format="csc"), qvec, a_mat, b_vec, [clarabel.NonnegativeConeT(b_vec.size)], settings
+    )
+    sol = solver.solve()
+    a = np.asarray(sol.x)[:n] * s
+    a = _project(knots, a, None if prev is None else prev["coef"])
+    return {"coef": a, "status": str(sol.status), "iterations": int(sol.iterations), "quoted_range": (lo_q, hi_q)}
+
+
+def _project(knots: np.ndarray, coef: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
+    """Remove the solver's last-digit constraint residuals so the coefficients satisfy the arbitrage
+    conditions exactly: slope coefficients made non-decreasing and clipped to ``[-1, 0]``, coefficients
+    re-integrated from the ATM coefficient, then lifted to at least the previous expiry's."""
+    n = coef.size
+    j = np.arange(1, n)
+    span = (knots[j + 3] - knots[j]) / 3.0
+    slopes = np.diff(coef) / span
+    slopes = np.clip(np.maximum.accumulate(slopes), -1.0, 0.0)
+    a = int(np.argmin(np.abs(knots[2 : n + 2] - 1.0)))  # coefficient nearest the money (Greville abscissa)
+    out = np.concatenate([[0.0], np.cumsum(slopes * span)])
+    out = out - out[a] + coef[a]
+    # Lifting by a constant keeps slopes and convexity; only residual-sized lifts happen here. With slopes in
+    # [-1, 0], c >= 1 - k and c >= 0 hold everywhere once they hold at the two ends.
+    lift = max(0.0, (1.0 - knots[0]) - out[0], -out[-1])
+    if prev is not None:
+        lift = max(lift, float(np.max(prev - out)))
+    return out + lift
+
+
+# ------------------------------------------------------------------------------------------- surface
+
+
+@dataclass(frozen=True)
+class Surface:
+    """A fitted surface: slices (market layer + raw SVI), eSSVI, skipped expiries and the query API.
+
+    ``k_domain`` is the strike range (``k = K/F``) where the market layer is defined for every slice.
+    """
+
+    slices: tuple[SliceFit, ...]
+    essvi_fit: ESSVIFit
+    k_domain: tuple[float, float]
+    skipped: tuple[tuple[str, float, str], ...]
+    timings: dict[str, float]
+    solver_status: tuple[str, ...]
+
+    # ---- term structure of forward / discount
+    @property
+    def t(self) -> np.ndarray:
+        """Slice times (years)."""
+        return np.array([s.t for s in self.slices])
+
+    def _loglin(self, values: np.ndarray, t: float, through_zero: float | None) -> float:
+        ts = self.t
+        lv = np.log(values)
+        if through_zero is not None:
+            ts = np.concatenate([[0.0], ts])
+            lv = np.concatenate([[np.log(through_zero)], lv])
+        if t <= ts[0]:
+            if ts.size == 1:
+                return float(values[0])
+            rate = (lv[1] - lv[0]) / (ts[1] - ts[0])
+            return float(np.exp(lv[0] + rate * (t - ts[0])))
+        if t >= ts[-1]:
+            if ts.size == 1:
+                return float(np.exp(lv[-1]))
+            rate = (lv[-1] - lv[-2]) / (ts[-1] - ts[-2])
+            return float(np.exp(lv[-1] + rate * (t - ts[-1])))
+        return float(np.exp(np.interp(t, ts, lv)))
+
+    def forward(self, t: float) -> float:
+        """Forward for time ``t`` (log-linear in ``t`` between expiries, flat carry beyond)."""
+        return self._loglin(np.array([s.forward for s in self.slices]), float(t), None)
+
+    def discount(self, t: float) -> float:
+        """Discount factor for time ``t`` (``ln D`` linear in ``t`` through ``D(0) = 1``)."""
+        return self._loglin(np.array([s.discount for s in self.slices]), float(t), 1.0)
+
+    # ---- prices
+    def _far(self) -> float:
+        return 2.0 * self.slices[-1].t
+
+    def _essvi_call(self, k: np.ndarray, t: float) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return _bs_call_norm(k, self.essvi_fit.total_variance(np.log(k), t))
+
+    def _curve(self, k: np.ndarray, t: float) -> tuple[np.ndarray, float]:
+        """Market-layer curve at time ``t`` and its ATM total variance (rule in the module docstring)."""
+        sl = self.slices
+        ts = self.t
+        if t <= 0:
+            return np.maximum(1.0 - k, 0.0), 0.0
+        far = self._far()
+        if t > far:
+            c_far, _ = self._curve(k, far)
+            return np.maximum(c_far, self._essvi_call(k, t)), float("nan")
+        if t < ts[0]:
+            ca, wa, ta = np.maximum(1.0 - k, 0.0), 0.0, 0.0
+            cb, wb, tb = sl[0].call_normalised(k), sl[0].atm_total_variance, ts[0]
+            atm_a, atm_b = 0.0, float(sl[0].call_normalised(np.array([1.0]))[0])
+        elif t >= ts[-1]:
+            last = sl[-1]
+            ca, wa, ta = last.call_normalised(k), last.atm_total_variance, ts[-1]
+            if t == ts[-1]:
+                return ca, wa
+            cb = np.maximum(ca, self._essvi_call(k, far))
+            atm_b = float(max(last.call_normalised(np.array([1.0]))[0], self._essvi_call(np.array([1.0]), far)[0]))
+            wb = float(_iv_norm(np.array([atm_b]), 1.0, far)[0] ** 2 * far)
+            tb = far
+            atm_a = float(last.call_normalised(np.array([1.0]))[0])
+        else:
+            i = int(np.searchsorted(ts, t, side="right")) - 1
+            if t == ts[i]:
+                return sl[i].call_normalised(k), sl[i].atm_total_variance
+            ca, wa, ta = sl[i].call_normalised(k), sl[i].atm_total_variance, ts[i]
+            cb, wb, tb = sl[i + 1].call_normalised(k), sl[i + 1].atm_total_variance, ts[i + 1]
+            atm_a = float(sl[i].call_normalised(np.array([1.0]))[0])
+            atm_b = float(sl[i + 1].call_normalised(np.array([1.0]))[0])
+        w_t = wa + (wb - wa) * (t - ta) / (tb - ta)
+        target = float(_bs_call_norm(1.0, w_t))
+        alpha = 0.0 if atm_b <= atm_a else float(np.clip((target - atm_a) / (atm_b - atm_a), 0.0, 1.0))
+        return (1.0 - alpha) * ca + alpha * cb, w_t
+
+    def call_normalised(self, k, t: float) -> np.ndarray:
+        """Normalised call ``C / (D F)`` at ``k = K / F(t)``: market layer inside ``k_domain``, eSSVI outside."""
+        k = np.atleast_1d(np.asarray(k, dtype=float))
+        t = float(t)
+        inside = (k >= self.k_domain[0]) & (k <= self.k_domain[1])
+        out = np.empty_like(k)
+        if np.any(inside):
+            out[inside], _ = self._curve(k[inside], t)
+        if np.any(~inside):
+            out[~inside] = self._essvi_call(k[~inside], t)
+        return out
+
+    def call_price(self, strike, t: float) -> np.ndarray:
+        """Undiscounted-then-discounted call price ``D F c(K/F)`` (premium points)."""
+        f, d = self.forward(t), self.discount(t)
+        return d * f * self.call_normalised(np.asarray(strike, dtype=float) / f, t)
+
+    # ---- vols
+    def iv_k(self, k, t: float) -> np.ndarray:
+        """Implied vol (decimal) at ``k = K / F(t)``; parametric (eSSVI) where the price carries no vol."""
+        k = np.atleast_1d(np.asarray(k, dtype=float))
+        t = float(t)
+        if t <= 0:
+            raise ParameterError(f"t must be positive, got {t}", hint="pass time to expiry in years")
+        c = self.call_normalised(k, t)
+        iv = _iv_norm(c, k, t)
+        bad = ~np.isfinite(iv)
+        if np.any(bad):
+            with np.errstate(divide="ignore"):
+                iv[bad] = np.sqrt(self.essvi_fit.total_variance(np.log(k[bad]), t) / t)
+        return iv
+
+    def iv(self, strike, t: float) -> np.ndarray:
+        """Implied vol (decimal) at ``strike`` (points) and time ``t`` (years)."""
+        return self.iv_k(np.asarray(strike, dtype=float) / self.forward(t), t)
+
+    def total_variance(self, strike=None, t: float = 0.0, *, k=None) -> np.ndarray:
+        """Total implied variance ``iv^2 t`` at ``strike`` (or at ``k = K/F`` when ``k`` is given)."""
+        if (strike is None) == (k is None):
+            raise ParameterError("give exactly one of strike or k", hint="total_variance(strike, t) or (k=..., t=...)")
+        kk = np.asarray(k, dtype=float) if k is not None else np.asarray(strike, dtype=float) / self.forward(t)
+        return self.iv_k(kk, t) ** 2 * float(t)
+
+    def iv_at_delta(self, delta, t: float, is_call: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Implied vol and strike at an undiscounted forward delta (call ``N(d1)``, put ``N(d1) - 1``).
+
+        Returns ``(iv, strike)``. Solved on a grid of standardised moneyness then refined (secant).
+        """
+        d = np.atleast_1d(np.asarray(delta, dtype=float))
+        target = d if is_call else d + 1.0
+        if np.any((target <= 0) | (target >= 1)):
+            raise ParameterError("delta out of range", hint="calls: 0 < delta < 1, puts: -1 < delta < 0")
+        t = float(t)
+        f = self.forward(t)
+        s0 = float(np.sqrt(max(self.total_variance(k=np.array([1.0]), t=t)[0], 1e-10)))
+        x = np.linspace(-12.0, 8.0, 401) * s0
+        iv = self.iv_k(np.exp(x), t)
+        st = iv * np.sqrt(t)
+        nd1 = ndtr(-x / st + 0.5 * st)  # decreasing in x for arbitrage-free smiles
+        ok = np.isfinite(nd1)
+        xs, ns = x[ok][::-1], nd1[ok][::-1]
+        x0 = np.interp(target, ns, xs)
+        for _ in range(3):  # secant refine on the exact smile
+            h = 1e-4 * s0
+            v0, v1 = self.iv_k(np.exp(x0), t), self.iv_k(np.exp(x0 + h), t)
+            g0 = ndtr(-x0 / (v0 * np.sqrt(t)) + 0.5 * v0 * np.sqrt(t)) - target
+            g1 = ndtr(-(x0 + h) / (v1 * np.sqrt(t)) + 0.5 * v1 * np.sqrt(t)) - target
+            slope = (g1 - g0) / h
+            x0 = np.where(np.abs(slope) > 1e-12, x0 - g0 / np.where(slope == 0, 1.0, slope), x0)
+        return self.iv_k(np.exp(x0), t), f * np.exp(x0)
+
+    # ---- reports
+    def summary(self, min_t: float = SEVEN_DAYS) -> dict[str, Any]:
+        """Medians over slices with ``t >= min_t`` of RMSE (vol pts) and inside-band share, per layer."""
+        sel = [s for s in self.slices if s.t >= min_t]
+
+        def med(layer: str, attr: str) -> float:
+            vals = [getattr(getattr(s, layer), attr) for s in sel]
+            vals = [v for v in vals if np.isfinite(v)]
+            return float(np.median(vals)) if vals else float("nan")
+
+        return {
+            "n_slices": len(self.slices),
+            "n_slices_min_t": len(sel),
+            "skipped": [list(x) for x in self.skipped],
+            **{
+                f"{layer}_{attr}": med(layer, attr)
+                for layer in ("mc", "svi", "essvi")
+                for attr in ("rmse_vol_pts", "inside_share")
+            },
+            "mc_butterfly_violations": int(sum(s.mc.butterfly_violations for s in self.slices)),
+            "mc_calendar_violations": int(sum(s.mc.calendar_violations for s in self.slices)),
+            "raw_butterfly_violations": int(sum(s.raw_butterfly_violations for s in self.slices)),
+            "raw_calendar_violations": int(sum(s.raw_calendar_violations for s in self.slices)),
+            "timings": dict(self.timings),
+        }
+
+
+def _layer_diag(p: _Prep, c_fit: np.ndarray, iv_fit: np.ndarray, bfly: int, cal: int) -> LayerDiagnostics:
+    liq = p.liquid
+    hs = 0.5 * (p.hi - p.lo)
+    tol = _INSIDE_TOL * hs + 1e-12
+    inside = (c_fit >= p.lo - tol) & (c_fit <= p.hi + tol)
+    err = (iv_fit - p.iv_mid)[liq]
+    err = err[np.isfinite(err)]
+    rmse = float(np.sqrt(np.mean(err * err)) * 100.0) if err.size else float("nan")
+    n = int(np.count_nonzero(liq))
+    return LayerDiagnostics(rmse, float(np.mean(inside[liq])) if n else float("nan"), n, bfly, cal)
+
+
+def _raw_butterfly(p: _Prep) -> int:
+    """Quote-level arbitrage: pairs/triples of liquid quotes whose bands alone violate no-arbitrage."""
+    liq = p.liquid
+    k, lo, hi = p.k[liq], p.lo[liq], p.hi[liq]
+    if k.size < 3:
+        return 0
+    dk = np.diff(k)
+    mono = np.count_nonzero((lo[1:] > hi[:-1]) & (dk > 0))  # call price rising with strike
+    steep = np.count_nonzero(hi[1:] - lo[:-1] < -dk)  # slope below -1
+    lam = (k[2:] - k[1:-1]) / np.maximum(k[2:] - k[:-2], 1e-300)
+    conv = np.count_nonzero(lo[1:-1] > lam * hi[:-2] + (1.0 - lam) * hi[2:])
+    bounds = np.count_nonzero((hi < np.maximum(1.0 - k, 0.0)) | (lo > 1.0))
+    return int(mono + steep + conv + bounds)
+
+
+def fit_surface(
+    expiries: Sequence[ExpiryQuotes],
+    *,
+    min_quotes: int = 5,
+    max_quotes: int = 100,
+    roughness: float = 1e-3,
+    dense_points: int = 400,
+) -> Surface:
+    """Fit both layers to a chain and return the :class:`Surface` (query API + diagnostics).
+
+    Parameters
+    ----------
+    expiries : sequence of ExpiryQuotes
+        One entry per expiry (any order; sorted by ``t``).
+    min_quotes : int
+        Expiries with fewer liquid OTM quotes (bid > 0) are skipped and listed in ``Surface.skipped``.
+    max_quotes : int
+        Quotes per expiry in the first QP (evenly thinned); quotes left outside their band are added lazily.
+    roughness : float
+        Weight of the scale-free roughness penalty of the market layer.
+    dense_points : int
+        Size of the dense strike grid used for the arbitrage diagnostics.
+
+    Raises
+    ------
+    DataError
+        No expiry has enough quotes.
+    """
+    import time
+
+    timings = {"prepare": 0.0, "svi": 0.0, "essvi": 0.0, "mc": 0.0, "diagnostics": 0.0}
+    t0 = time.perf_counter()
+    preps: list[_Prep] = []
+    skipped: list[tuple[str, float, str]] = []
+    for q in sorted(expiries, key=lambda e: e.t):
+        r = _prepare(q, min_quotes)
+        if isinstance(r, str):
+            skipped.append((q.label, float(q.t), r))
+        else:
+            preps.append(r)
+    if not preps:
+        raise DataError("no expiry has enough liquid quotes to fit a surface", hint="check bids/asks and forwards")
+    # strictly increasing times (AM/PM of one day are distinct; true duplicates are dropped)
+    filled = _fill_ivs(preps, min_quotes) if preps else []
+    preps = []
+    for p, why in filled:
+        if why is None:
+            preps.append(p)
+        else:
+            skipped.append((p.q.label, float(p.q.t), why))
+    if not preps:
+        raise DataError("no expiry has enough quotes with a mid IV", hint="check bids/asks and forwards")
+    uniq: list[_Prep] = []
+    for p in preps:
+        if uniq and p.q.t <= uniq[-1].q.t:
+            skipped.append((p.q.label, float(p.q.t), "same time to expiry as another expiry"))
+            continue
+        uniq.append(p)
+    preps = uniq
+    t1 = time.perf_counter()
+    timings["prepare"] = t1 - t0
+
+    inputs = [_svi_inputs(p) for p in preps]
+    fits_svi = calibrate_svi_many([x[0] for x in inputs], [x[1] for x in inputs], [x[2] for x in inputs])
+    for p, f in zip(preps, fits_svi, strict=True):
+        p.svi = f
+    # total variance must not fall with t at the money
+    t2 = time.perf_counter()
+    timings["svi"] = t2 - t1
+
+    ts = np.array([p.q.t for p in preps])
+    theta = np.array([max(p.svi.params.total_variance(0.0), 1e-8) for p in preps])
+    ks, ws, wts = [], [], []
+    for p in preps:
+        good = p.liquid & np.isfinite(p.iv_mid)
+        idx = np.flatnonzero(good)
+        if idx.size > 60:  # evenly thinned, as for raw SVI
+            good = np.zeros_like(good)
+            good[idx[np.unique(np.round(np.linspace(0, idx.size - 1, 60)).astype(int))]] = True
+        ks.append(np.log(p.k[good]))
+        ws.append(p.iv_mid[good] ** 2 * p.q.t)
+        sp_iv = np.where(
+            np.isfinite(p.iv_ask[good]) & np.isfinite(p.iv_bid[good]), p.iv_ask[good] - p.iv_bid[good], 0.02
+        )
+        wts.append(1.0 / (2.0 * p.iv_mid[good] * p.q.t * np.maximum(sp_iv, 1e-3)) ** 2)
+    essvi = calibrate_essvi(ts, ks, ws, wts, theta)
+    t3 = time.perf_counter()
+    timings["essvi"] = t3 - t2
+
+    # common strike domain (k = K/F): the union of quoted ranges with a margin
+    k_lo = min(float(p.k[p.liquid].min()) for p in preps)
+    k_hi = max(float(p.k[p.liquid].max()) for p in preps)
+    k_dom = (max(k_lo * 0.75, 1e-3), k_hi * 1.3)
+    s_min = min(float(np.sqrt(p.atm_w)) for p in preps)
+    knots = _common_knots(k_dom, s_min)
+    fits = []
+    prev = None
+    for p in preps:
+        fit = _fit_slice(p, knots, prev, roughness=roughness, max_quotes=max_quotes)
+        fits.append(fit)
+        prev = fit
+    t4 = time.perf_counter()
+    timings["mc"] = t4 - t3
+
+    # diagnostics
+    k_dense = np.geomspace(k_dom[0], k_dom[1], dense_points)
+    slices = []
+    prev_c = None
+    prev_p = None
+    # market-layer prices at every quote and their IVs in one vectorized call (plus the ATM points)
+    c_all = [_bspline_eval(knots, fit["coef"], np.append(p.k, 1.0)) for p, fit in zip(preps, fits, strict=True)]
+    from volsurf.iv import implied_volatility
+
+    cc = np.concatenate(c_all)
+    kk = np.concatenate([np.append(p.k, 1.0) for p in preps])
+    tt = np.concatenate([np.full(p.k.size + 1, p.q.t) for p in preps])
+    iv_all = np.split(implied_volatility(cc, np.ones_like(cc), kk, tt, np.ones(cc.size, dtype=bool), 1.0),
+                      np.cumsum([p.k.size + 1 for p in preps])[:-1])
+    for p, fit, c_ext, iv_ext in zip(preps, fits, c_all, iv_all, strict=True):
+        t = p.q.t
+        c_mc, iv_mc = c_ext[:-1], iv_ext[:-1]
+        x = np.log(p.k)
+        w_svi = p.svi.params.total_variance(x)
+        c_svi = _bs_call_norm(p.k, w_svi)
+        iv_svi = np.sqrt(np.maximum(w_svi, 0.0) / t)
+        w_e = essvi_total_variance(x, *essvi.params_at(t))
+        c_e = _bs_call_norm(p.k, w_e)
+        iv_e = np.sqrt(w_e / t)
+        c_dense = _bspline_eval(knots, fit["coef"], k_dense)
+        tol = _ARB_TOL
+        bfly = _dense_arbitrage(c_dense, k_dense, tol)
+        cal = 0 if prev_c is None else int(np.count_nonzero(c_dense < prev_c - tol))
+        w_svi_dense = p.svi.params.total_variance(np.log(k_dense))
+        c_svi_dense = _bs_call_norm(k_dense, w_svi_dense)
+        bfly_svi = _dense_arbitrage(c_svi_dense, k_dense, tol)
+        d_mc = _layer_diag(p, c_mc, iv_mc, bfly, cal)
+        d_svi = _layer_diag(p, c_svi, iv_svi, bfly_svi, 0)
+        d_e = _layer_diag(p, c_e, iv_e, 0, 0)
+        hs = 0.5 * (p.hi - p.lo)
+        slack = np.zeros(p.k.size)
+        slack[fit["use"]] = fit["slack"]
+        arb_bad = p.liquid & (slack > 1e-3)
+        raw_cal = 0
+        if prev_p is not None:
+            liq_prev = prev_p.liquid
+            kp, bp = prev_p.k[liq_prev], prev_p.lo[liq_prev]
+            inside_prev = p.liquid & (p.k >= kp.min()) & (p.k <= kp.max())
+            raw_cal = int(np.count_nonzero(p.hi[inside_prev] < np.interp(p.k[inside_prev], kp, bp) - 1e-12))
+        inside_svi = (c_svi >= p.lo - _INSIDE_TOL * hs) & (c_svi <= p.hi + _INSIDE_TOL * hs)
+        inside_mc = (c_mc >= p.lo - _INSIDE_TOL * hs - 1e-12) & (c_mc <= p.hi + _INSIDE_TOL * hs + 1e-12)
+        atm_iv = iv_ext[-1]
+        atm_w = float(atm_iv**2 * t) if np.isfinite(atm_iv) else p.atm_w
+        slices.append(
+            SliceFit(
+                label=p.q.label,
+                t=t,
+                forward=p.q.forward,
+                discount=p.q.discount,
+                strike=p.strike,
+                k=p.k,
+                is_call=p.is_call,
+                bid=p.bid,
+                ask=p.ask,
+                liquid=p.liquid,
+                iv_bid=p.iv_bid,
+                iv_mid=p.iv_mid,
+                iv_ask=p.iv_ask,
+                iv_mc=iv_mc,
+                iv_svi=iv_svi,
+                iv_essvi=iv_e,
+                inside_mc=inside_mc,
+                inside_svi=inside_svi,
+                arb_inconsistent=arb_bad,
+                knots=knots,
+                coef=fit["coef"],
+                quoted_range=fit["quoted_range"],
+                svi_fit=p.svi,
+                mc=d_mc,
+                svi=d_svi,
+                essvi=d_e,
+                raw_butterfly_violations=_raw_butterfly(p),
+                raw_calendar_violations=raw_cal,
+                atm_total_variance=atm_w,
+            )
+        )
+        prev_c = c_dense
+        prev_p = p
+    timings["diagnostics"] = time.perf_counter() - t4
+    timings["total"] = time.perf_counter() - t0
+    return Surface(
+        slices=tuple(slices),
+        essvi_fit=essvi,
+        k_domain=k_dom,
+        skipped=tuple(skipped),
+        timings=timings,
+        solver_status=tuple(f["status"] for f in fits),
+    )
+
+
+def expiry_quotes_from_enriched(enriched, *, min_t: float = 0.0) -> list[ExpiryQuotes]:
+    """Per-expiry :class:`ExpiryQuotes` from a :func:`volsurf.enrich.enrich` result (one per expiry and root)."""
+    f = enriched.frame
+    f = f.loc[f["t"] > min_t]
+    out = []
+    for (_, root), g in f.groupby(["expiry", "root"], sort=True):
+        out.append(
+            ExpiryQuotes(
+                t=float(g["t"].iloc[0]),
+                forward=float(g["forward"].iloc[0]),
+                discount=float(g["discount"].iloc[0]),
+                strike=g["strike"].to_numpy(float),
+                is_call=(g["type"] == "call").to_numpy(),
+                bid=g["bid"].to_numpy(float),
+                ask=g["ask"].to_numpy(float),
+                label=f"{g['expiry_date'].iloc[0]} {root}",
+            )
+        )
+    return out
+
+
+__all__ = [
+    "ExpiryQuotes",
+    "LayerDiagnostics",
+    "SVIParams",
+    "SliceFit",
+    "Surface",
+    "expiry_quotes_from_enriched",
+    "fit_surface",
+]

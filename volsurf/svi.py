@@ -1,0 +1,499 @@
+"""Parametric smile layer: raw SVI per expiry and an eSSVI surface across expiries.
+
+Conventions
+-----------
+- ``k = ln(K / F)``: log-moneyness against the expiry's forward.
+- ``w(k) = sigma_BS(k)^2 t``: total implied variance (decimal vol squared times years).
+- Raw SVI (Gatheral 2004): ``w(k) = a + b (rho (k - m) + sqrt((k - m)^2 + sigma^2))``.
+- eSSVI (Hendriks-Martini 2019, Corbetta et al. 2019), with ``psi = theta * phi``:
+  ``w(k) = theta/2 (1 + rho phi k + sqrt((phi k + rho)^2 + 1 - rho^2))``.
+
+Calibration
+-----------
+Raw SVI uses the quasi-explicit reduction (Zeliade 2009): for fixed ``(m, sigma)``, ``w`` is linear in
+``(a, u, v)`` with ``u = b sigma (1 + rho)`` and ``v = b sigma (1 - rho)``; Lee's moment bound
+``b (1 + |rho|) <= 2`` becomes the box ``0 <= u, v <= 2 sigma``, so the inner problem is a 3-variable
+box-constrained weighted least squares, solved exactly by enumerating the 27 active sets (vectorized over
+many ``(m, sigma)`` candidates at once). The outer ``(m, sigma)`` search is a coarse grid followed by
+zoomed grids around the three best candidates (the "several starts"). Candidates that violate Durrleman's
+condition ``g(k) >= 0`` (or give ``w <= 0``) on a check grid are penalised, so the chosen fit is free of
+butterfly arbitrage whenever any candidate is; otherwise the fit is flagged.
+
+eSSVI is calibrated sequentially from the shortest expiry: ``theta_i`` is the ATM total variance of the
+slice (forced non-decreasing), ``(rho_i, psi_i)`` are chosen on a grid subject to the butterfly conditions
+``psi (1 + |rho|) <= 4`` and ``psi^2 (1 + |rho|) <= 4 theta`` and to no calendar arbitrage against the
+previous slice (``psi_i >= psi_{i-1}``, ``|rho_i psi_i - rho_{i-1} psi_{i-1}| <= psi_i - psi_{i-1}``
+and ``w_i(k) >= w_{i-1}(k)`` on a dense check grid).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from volsurf.errors import DataError, ParameterError
+
+# Degeneracy thresholds for the flags of a raw-SVI fit.
+SIGMA_MIN = 1e-4  # sigma below this (or below SIGMA_REL x the checked k range): a corner at m (density spike)
+SIGMA_REL = 2.5e-3
+RHO_MAX = 0.995  # |rho| above this: one wing is flat, the other at full slope
+LEE_SLOPE = 2.0  # Lee (2004): wing slopes of w in k cannot exceed 2
+
+# The 27 active sets of the 3-variable box problem: 0 free, 1 at the lower bound, 2 at the upper bound.
+_PATTERNS = np.array(list(itertools.product((0, 1, 2), repeat=3)), dtype=int)
+
+
+@dataclass(frozen=True)
+class SVIParams:
+    """Raw SVI parameters of one slice (``w`` in decimal variance times years, ``k = ln(K/F)``)."""
+
+    a: float
+    b: float
+    rho: float
+    m: float
+    sigma: float
+
+    def total_variance(self, k) -> np.ndarray:
+        """``w(k)``: total implied variance at log-moneyness ``k``."""
+        return svi_total_variance(k, self.a, self.b, self.rho, self.m, self.sigma)
+
+    def as_dict(self) -> dict[str, float]:
+        """Parameters as a plain dict."""
+        return {"a": self.a, "b": self.b, "rho": self.rho, "m": self.m, "sigma": self.sigma}
+
+
+@dataclass(frozen=True)
+class SVIFit:
+    """Result of a raw-SVI calibration.
+
+    Attributes
+    ----------
+    params : SVIParams
+        Fitted parameters.
+    rmse_w : float
+        Weighted RMS error in total variance (weights normalised to sum 1).
+    g_min : float
+        Minimum of Durrleman's ``g(k)`` on the check grid (``>= 0``: no butterfly arbitrage).
+    flags : tuple of str
+        Degeneracy / arbitrage flags: ``sigma_small``, ``rho_extreme``, ``lee_bound`` (a wing at Lee's
+        slope 2), ``durrleman`` (``g < 0`` somewhere on the check grid), ``negative_variance``.
+    """
+
+    params: SVIParams
+    rmse_w: float
+    g_min: float
+    flags: tuple[str, ...] = ()
+
+
+def svi_total_variance(k, a, b, rho, m, sigma) -> np.ndarray:
+    """Raw SVI total variance ``a + b (rho (k - m) + sqrt((k - m)^2 + sigma^2))`` (broadcasts)."""
+    x = np.asarray(k, dtype=float) - m
+    return a + b * (rho * x + np.sqrt(x * x + sigma * sigma))
+
+
+def svi_derivatives(k, a, b, rho, m, sigma) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(w, dw/dk, d2w/dk2)`` of raw SVI (broadcasts)."""
+    x = np.asarray(k, dtype=float) - m
+    r = np.sqrt(x * x + sigma * sigma)
+    w = a + b * (rho * x + r)
+    w1 = b * (rho + x / r)
+    w2 = b * sigma * sigma / (r * r * r)
+    return w, w1, w2
+
+
+def durrleman_g(k, w, w1, w2) -> np.ndarray:
+    """Durrleman's function ``g(k)``; the density is ``g(k) n(d2) / sqrt(w)``, so ``g >= 0`` means no butterfly.
+
+    ``g = (1 - k w'/(2w))^2 - w'^2/4 (1/w + 1/4) + w''/2``. Returns ``-inf`` where ``w <= 0``.
+    """
+    k = np.asarray(k, dtype=float)
+    w = np.asarray(w, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g = (1.0 - k * w1 / (2.0 * w)) ** 2 - 0.25 * w1 * w1 * (1.0 / w + 0.25) + 0.5 * w2
+    return np.where(w > 0, g, -np.inf)
+
+
+def svi_g(k, params: SVIParams) -> np.ndarray:
+    """Durrleman's ``g(k)`` of a raw SVI slice."""
+    p = params
+    w, w1, w2 = svi_derivatives(k, p.a, p.b, p.rho, p.m, p.sigma)
+    return durrleman_g(k, w, w1, w2)
+
+
+def _solve3(mat: np.ndarray, vec: np.ndarray) -> np.ndarray:
+    """Batched 3x3 solve by the adjugate (much faster than ``np.linalg.solve`` on tiny systems)."""
+    a, b, c = mat[..., 0, 0], mat[..., 0, 1], mat[..., 0, 2]
+    d, e, f = mat[..., 1, 0], mat[..., 1, 1], mat[..., 1, 2]
+    g, h, i = mat[..., 2, 0], mat[..., 2, 1], mat[..., 2, 2]
+    c00, c01, c02 = e * i - f * h, f * g - d * i, d * h - e * g
+    det = a * c00 + b * c01 + c * c02
+    det = np.where(np.abs(det) > 1e-300, det, 1e-300)
+    x, y, z = vec[..., 0], vec[..., 1], vec[..., 2]
+    r0 = c00 * x + (c * h - b * i) * y + (b * f - c * e) * z
+    r1 = c01 * x + (a * i - c * g) * y + (c * d - a * f) * z
+    r2 = c02 * x + (b * g - a * h) * y + (a * e - b * d) * z
+    return np.stack([r0, r1, r2], axis=-1) / det[..., None]
+
+
+def _box_lsq(n_mat: np.ndarray, rhs: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact minimiser of ``x'Nx - 2 r'x`` over the box ``lo <= x <= hi``, batched over the first axis.
+
+    Candidates whose unconstrained minimiser is inside the box are done; for the others the 27 active sets
+    are enumerated at once (fixed components at a bound, free ones solving the reduced normal equations);
+    the best feasible candidate is the optimum (convex problem). Returns ``(x, value)``, shapes (J, 3), (J,).
+    """
+    x = _solve3(n_mat, rhs)
+    inside = np.all((x >= lo) & (x <= hi), axis=1)
+    if not np.all(inside):
+        out = ~inside
+        n_o, r_o, lo_o, hi_o = n_mat[out], rhs[out], lo[out], hi[out]
+        fixed = (_PATTERNS > 0)[:, None, :]  # (27, 1, 3)
+        bound = np.where((_PATTERNS == 1)[:, None, :], lo_o[None], hi_o[None])  # (27, J, 3)
+        mat = np.where(fixed[..., None], np.eye(3)[None, None], n_o[None])
+        vec = np.where(fixed, bound, r_o[None])
+        xs = np.where(fixed, bound, _solve3(mat, vec))
+        span = np.maximum(hi_o - lo_o, 1e-300)[None]
+        ok = np.all((xs >= lo_o[None] - 1e-9 * span) & (xs <= hi_o[None] + 1e-9 * span), axis=2)
+        xs = np.clip(xs, lo_o[None], hi_o[None])
+        nx = np.sum(n_o[None] * xs[:, :, None, :], axis=3)
+        val = np.where(ok, np.sum(xs * (nx - 2.0 * r_o[None]), axis=2), np.inf)
+        best = np.argmin(val, axis=0)
+        x = x.copy()
+        x[out] = xs[best, np.arange(n_o.shape[0])]
+    val = np.sum(x * (np.sum(n_mat * x[:, None, :], axis=2) - 2.0 * rhs), axis=1)
+    return x, val
+
+
+def _inner(k, w, wt, m, sig, w_max):
+    """Best ``(a, b, rho)`` for each candidate ``(m, sigma)`` (shape (J,)) on its own data ``k, w, wt`` (J, n).
+
+    Returns ``(a, b, rho, sse)``. Padding points carry zero weight.
+    """
+    y = (k - m[:, None]) / sig[:, None]
+    z = np.sqrt(y * y + 1.0)
+    p, q = 0.5 * (z + y), 0.5 * (z - y)  # basis of (u, v); the basis of a is 1
+    wp, wq = wt * p, wt * q
+    s1 = np.sum(wt, axis=1)
+    spp, sqq, spq = np.sum(wp * p, axis=1), np.sum(wq * q, axis=1), np.sum(wp * q, axis=1)
+    sp, sq = np.sum(wp, axis=1), np.sum(wq, axis=1)
+    n_mat = np.stack(
+        [np.stack([s1, sp, sq], axis=1), np.stack([sp, spp, spq], axis=1), np.stack([sq, spq, sqq], axis=1)], axis=1
+    )
+    n_mat = n_mat + 1e-14 * (s1 + spp + sqq)[:, None, None] * np.eye(3)
+    rhs = np.stack([np.sum(wt * w, axis=1), np.sum(wp * w, axis=1), np.sum(wq * w, axis=1)], axis=1)
+    lo = np.stack([-w_max, np.zeros_like(sig), np.zeros_like(sig)], axis=1)
+    hi = np.stack([w_max, LEE_SLOPE * sig, LEE_SLOPE * sig], axis=1)
+    x, val = _box_lsq(n_mat, rhs, lo, hi)
+    sse = val + np.sum(wt * w * w, axis=1)
+    a, u, v = x[:, 0], x[:, 1], x[:, 2]
+    b = (u + v) / (2.0 * sig)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = np.where(u + v > 0, (u - v) / (u + v), 0.0)
+    return a, b, rho, np.maximum(sse, 0.0)
+
+
+def _penalised(data, sid, m, sig):
+    """Inner fit plus a butterfly penalty for candidates of slices ``sid``; returns (a, b, rho, score, g_min)."""
+    k, w, wt, w_max, k_check, scale = (x[sid] for x in data)
+    a, b, rho, sse = _inner(k, w, wt, m, sig, w_max)
+    ww, w1, w2 = svi_derivatives(k_check, a[:, None], b[:, None], rho[:, None], m[:, None], sig[:, None])
+    g = durrleman_g(k_check, ww, w1, w2)
+    g_min = np.min(g, axis=1)
+    # A violating candidate scores worse than any clean one with a plausible error.
+    bad = np.where(np.isfinite(g_min), np.maximum(-g_min, 0.0), 1e6)
+    score = sse + (bad > 0) * (1.0 + bad) * (1.0 + scale)
+    return a, b, rho, score, g_min
+
+
+def calibrate_svi(k, w, weights=None, *, n_starts: int = 5, n_zoom: int = 8) -> SVIFit:
+    """Fit raw SVI to total variances ``w`` at log-moneyness ``k``.
+
+    Parameters
+    ----------
+    k : array
+        Log-moneyness ``ln(K/F)`` of the quotes.
+    w : array
+        Market total variance ``iv^2 t`` (decimal^2 * years).
+    weights : array, optional
+        Non-negative weights of the squared errors in ``w`` (e.g. ``1 / spread_w^2``); normalised internally.
+        Default equal.
+    n_starts : int
+        Number of best coarse-grid candidates refined by zooming (several starts).
+    n_zoom : int
+        Zoom rounds per start (the grid step halves every round).
+
+    Returns
+    -------
+    SVIFit
+
+    Raises
+    ------
+    DataError
+        Fewer than 5 usable points.
+    """
+    return calibrate_svi_many([k], [w], None if weights is None else [weights], n_starts=n_starts, n_zoom=n_zoom)[0]
+
+
+def calibrate_svi_many(
+    ks: Sequence, ws: Sequence, weights: Sequence | None = None, *, n_starts: int = 5, n_zoom: int = 8
+) -> list[SVIFit]:
+    """:func:`calibrate_svi` for many slices at once (one vectorized search over all of them; same results)."""
+    data_k, data_w, data_wt, spans, kls, khs = [], [], [], [], [], []
+    for i in range(len(ks)):
+        k = np.asarray(ks[i], dtype=float)
+        w = np.asarray(ws[i], dtype=float)
+        wt = np.ones_like(k) if weights is None else np.asarray(weights[i], dtype=float)
+        ok = np.isfinite(k) & np.isfinite(w) & np.isfinite(wt) & (wt > 0) & (w > 0)
+        if np.count_nonzero(ok) < 5:
+            raise DataError(
+                f"raw SVI needs at least 5 usable quotes, got {int(np.count_nonzero(ok))}",
+                hint="use an expiry with more quoted strikes",
+            )
+        data_k.append(k[ok])
+        data_w.append(w[ok])
+        data_wt.append(wt[ok] / np.sum(wt[ok]))
+        kls.append(float(k[ok].min()))
+        khs.append(float(k[ok].max()))
+        spans.append(max(khs[-1] - kls[-1], 1e-3))
+    n_s = len(data_k)
+    n_pt = max(x.size for x in data_k)
+    kk, ww, wtt = np.zeros((n_s, n_pt)), np.zeros((n_s, n_pt)), np.zeros((n_s, n_pt))
+    for i in range(n_s):  # pad with zero-weight points
+        kk[i, : data_k[i].size], ww[i, : data_w[i].size], wtt[i, : data_wt[i].size] = data_k[i], data_w[i], data_wt[i]
+    span, k_lo = np.array(spans), np.array(kls)
+    w_max = ww.max(axis=1)
+    # Check grid for Durrleman: the quoted range plus half its width on each side.
+    k_check = (k_lo - 0.5 * span)[:, None] + (2.0 * span)[:, None] * np.linspace(0.0, 1.0, 41)[None, :]
+    data = (kk, ww, wtt, w_max, k_check, np.sum(wtt * ww * ww, axis=1))
+
+    n_m, n_l = 13, 11
+    um = np.linspace(-0.3, 1.3, n_m)
+    ul = np.linspace(0.0, 1.0, n_l)
+    m_c = ((k_lo[:, None] + span[:, None] * um[None, :])[:, :, None] * np.ones(n_l)).reshape(n_s, -1)
+    l_lo, l_hi = np.log(span / 300.0), np.log(2.0 * span)
+    ls_c = ((l_lo[:, None] + (l_hi - l_lo)[:, None] * ul[None, :])[:, None, :] * np.ones((1, n_m, 1))).reshape(n_s, -1)
+    n_c = n_m * n_l
+    sid = np.repeat(np.arange(n_s), n_c)
+    a, b, rho, score, g_min = _penalised(data, sid, m_c.ravel(), np.exp(ls_c.ravel()))
+    all_m, all_ls = [m_c.ravel()], [ls_c.ravel()]
+    all_a, all_b, all_r, all_s, all_g, all_sid = [a], [b], [rho], [score], [g_min], [sid]
+    n_st = min(n_starts, n_c)
+    order = np.argsort(score.reshape(n_s, n_c), axis=1)[:, :n_st]
+    starts_m = np.take_along_axis(m_c, order, axis=1)  # (n_s, n_st)
+    starts_ls = np.take_along_axis(ls_c, order, axis=1)
+    dm = span * (um[1] - um[0])
+    dls = (l_hi - l_lo) * (ul[1] - ul[0])
+    offs = np.array([-1.0, 0.0, 1.0])
+    om, ol = (g.ravel() for g in np.meshgrid(offs, offs, indexing="ij"))
+    sid_z = np.repeat(np.arange(n_s), n_st * om.size)
+    for _ in range(n_zoom):
+        cm = starts_m[:, :, None] + dm[:, None, None] * om[None, None, :]
+        cl = starts_ls[:, :, None] + dls[:, None, None] * ol[None, None, :]
+        a_z, b_z, r_z, s_z, g_z = _penalised(data, sid_z, cm.ravel(), np.exp(cl.ravel()))
+        best = np.argmin(s_z.reshape(n_s, n_st, om.size), axis=2)
+        starts_m = np.take_along_axis(cm, best[:, :, None], axis=2)[:, :, 0]
+        starts_ls = np.take_along_axis(cl, best[:, :, None], axis=2)[:, :, 0]
+        dm, dls = dm / 2.0, dls / 2.0
+        all_m.append(cm.ravel())
+        all_ls.append(cl.ravel())
+        all_a.append(a_z)
+        all_b.append(b_z)
+        all_r.append(r_z)
+        all_s.append(s_z)
+        all_g.append(g_z)
+        all_sid.append(sid_z)
+    m_all, ls_all = np.concatenate(all_m), np.concatenate(all_ls)
+    a_all, b_all, r_all = np.concatenate(all_a), np.concatenate(all_b), np.concatenate(all_r)
+    s_all, g_all, sid_all = np.concatenate(all_s), np.concatenate(all_g), np.concatenate(all_sid)
+    fits = []
+    for i in range(n_s):
+        idx = np.flatnonzero(sid_all == i)
+        j = idx[int(np.argmin(s_all[idx]))]
+        params = SVIParams(float(a_all[j]), float(b_all[j]), float(r_all[j]), float(m_all[j]), float(np.exp(ls_all[j])))
+        resid = params.total_variance(data_k[i]) - data_w[i]
+        rmse = float(np.sqrt(np.sum(data_wt[i] * resid * resid)))
+        fits.append(SVIFit(params, rmse, float(g_all[j]), svi_flags(params, k_check[i])))
+    return fits
+
+
+def svi_flags(params: SVIParams, k_check) -> tuple[str, ...]:
+    """Degeneracy and arbitrage flags of a raw-SVI slice on the grid ``k_check``."""
+    p = params
+    flags = []
+    k_check = np.asarray(k_check, dtype=float)
+    if p.sigma < max(SIGMA_MIN, SIGMA_REL * float(np.ptp(k_check))):
+        flags.append("sigma_small")
+    if abs(p.rho) > RHO_MAX:
+        flags.append("rho_extreme")
+    if p.b * (1.0 + abs(p.rho)) > LEE_SLOPE * (1.0 - 1e-6):
+        flags.append("lee_bound")
+    w = p.total_variance(k_check)
+    if np.any(w <= 0):
+        flags.append("negative_variance")
+    g = svi_g(k_check, p)
+    if np.any(g < -1e-9):
+        flags.append("durrleman")
+    return tuple(flags)
+
+
+# --------------------------------------------------------------------------------------------- eSSVI
+
+
+def essvi_total_variance(k, theta, rho, psi) -> np.ndarray:
+    """eSSVI total variance ``1/2 (theta + rho psi k + sqrt((psi k + theta rho)^2 + theta^2 (1 - rho^2)))``.
+
+    Written with ``psi = theta phi`` so it stays finite as ``theta -> 0``; broadcasts.
+    """
+    k = np.asarray(k, dtype=float)
+    return 0.5 * (theta + rho * psi * k + np.sqrt((psi * k + theta * rho) ** 2 + theta * theta * (1.0 - rho * rho)))
+
+
+@dataclass(frozen=True)
+class ESSVIFit:
+    """eSSVI surface: per-slice ``theta`` (ATM total variance), ``rho``, ``psi`` at times ``t`` (years).
+
+    Interpolation in ``t`` (rule): ``theta`` linear in ``t`` between slices, ``psi`` and ``rho psi`` linear
+    in ``theta`` (Corbetta et al. 2019: keeps the calendar and butterfly conditions); before the first slice
+    ``theta`` goes linearly to 0 with ``rho`` and ``phi = psi / theta`` fixed; after the last slice ``theta``
+    grows at the last slice's forward variance rate with ``rho`` and ``psi`` fixed. ``flags`` lists per-slice
+    problems (``calendar``, ``butterfly``).
+    """
+
+    t: np.ndarray
+    theta: np.ndarray
+    rho: np.ndarray
+    psi: np.ndarray
+    rmse_w: np.ndarray
+    flags: tuple[tuple[str, ...], ...] = field(default_factory=tuple)
+
+    def params_at(self, t: float) -> tuple[float, float, float]:
+        """``(theta, rho, psi)`` at time ``t`` (years) by the interpolation rule."""
+        ts, th, ps, rp = self.t, self.theta, self.psi, self.rho * self.psi
+        if t <= ts[0]:
+            lam = max(t, 0.0) / ts[0]
+            return float(th[0] * lam), float(self.rho[0]), float(ps[0] * lam)
+        if t >= ts[-1]:
+            rate = th[-1] / ts[-1] if len(ts) == 1 else max((th[-1] - th[-2]) / (ts[-1] - ts[-2]), 0.0)
+            if rate <= 0:
+                rate = th[-1] / ts[-1]
+            return float(th[-1] + rate * (t - ts[-1])), float(self.rho[-1]), float(ps[-1])
+        i = int(np.searchsorted(ts, t)) - 1
+        lam_t = (t - ts[i]) / (ts[i + 1] - ts[i])
+        theta = th[i] + lam_t * (th[i + 1] - th[i])
+        lam = 0.0 if th[i + 1] <= th[i] else (theta - th[i]) / (th[i + 1] - th[i])
+        psi = ps[i] + lam * (ps[i + 1] - ps[i])
+        rp_t = rp[i] + lam * (rp[i + 1] - rp[i])
+        return float(theta), float(rp_t / psi) if psi > 0 else 0.0, float(psi)
+
+    def total_variance(self, k, t: float) -> np.ndarray:
+        """eSSVI ``w(k, t)`` (decimal^2 * years)."""
+        theta, rho, psi = self.params_at(t)
+        return essvi_total_variance(k, theta, rho, psi)
+
+
+def _essvi_candidates(theta: float, psi_prev: float, rp_prev: float, n_rho: int, n_psi: int, psi_hi: float):
+    rho = np.linspace(-0.995, 0.995, n_rho)
+    lo = max(psi_prev, 1e-6)
+    psi = lo + (psi_hi - lo) * np.linspace(0.0, 1.0, n_psi) ** 2
+    rr, pp = (g.ravel() for g in np.meshgrid(rho, psi, indexing="ij"))
+    ok = (pp * (1 + np.abs(rr)) <= 4.0) & (pp * pp * (1 + np.abs(rr)) <= 4.0 * theta)
+    ok &= np.abs(rr * pp - rp_prev) <= pp - psi_prev + 1e-12
+    return rr[ok], pp[ok]
+
+
+def calibrate_essvi(
+    t: Sequence[float],
+    ks: Sequence[np.ndarray],
+    ws: Sequence[np.ndarray],
+    weights: Sequence[np.ndarray] | None = None,
+    theta: Sequence[float] | None = None,
+) -> ESSVIFit:
+    """Sequential eSSVI calibration (shortest expiry first), free of calendar and butterfly arbitrage.
+
+    Parameters
+    ----------
+    t : sequence of float
+        Times to expiry (years), strictly increasing.
+    ks, ws : sequences of arrays
+        Per slice: log-moneyness and market total variance of the quotes.
+    weights : sequence of arrays, optional
+        Per-slice weights of squared total-variance errors.
+    theta : sequence of float, optional
+        ATM total variance per slice (e.g. from the raw-SVI fits); default: linear interpolation of ``w`` at
+        ``k = 0``. Forced non-decreasing.
+
+    Returns
+    -------
+    ESSVIFit
+    """
+    t_arr = np.asarray(t, dtype=float)
+    if t_arr.size == 0:
+        raise DataError("eSSVI needs at least one slice", hint="fit a chain with quoted expiries")
+    if np.any(np.diff(t_arr) <= 0) or t_arr[0] <= 0:
+        raise ParameterError("eSSVI slice times must be positive and strictly increasing", hint="sort expiries")
+    n = t_arr.size
+    th = np.empty(n)
+    for i in range(n):
+        if theta is not None:
+            th[i] = float(theta[i])
+        else:
+            o = np.argsort(ks[i])
+            th[i] = float(np.interp(0.0, ks[i][o], ws[i][o]))
+    th = np.maximum.accumulate(np.maximum(th, 1e-8))
+    rho_out, psi_out, rmse = np.zeros(n), np.zeros(n), np.zeros(n)
+    flags: list[tuple[str, ...]] = []
+    psi_prev, rp_prev, w_prev = 0.0, 0.0, None
+    for i in range(n):
+        k = np.asarray(ks[i], dtype=float)
+        w = np.asarray(ws[i], dtype=float)
+        wt = np.ones_like(k) if weights is None else np.asarray(weights[i], dtype=float)
+        wt = wt / np.sum(wt)
+        span = max(float(np.max(np.abs(k))), 4.0 * np.sqrt(th[i]))
+        k_check = np.linspace(-3.0 * span, 3.0 * span, 61)
+        psi_hi = min(4.0, 2.0 * np.sqrt(th[i]))
+        psi_hi = max(psi_hi, psi_prev * 1.5 + 1e-6)
+        f: list[str] = []
+        best = None
+        for n_grid, zoom in ((41, False), (21, True)):
+            if not zoom:
+                rr, pp = _essvi_candidates(th[i], psi_prev, rp_prev, n_grid, n_grid, psi_hi)
+            else:
+                # zoom around the current best
+                r0, p0 = best
+                rr0 = np.clip(r0 + np.linspace(-0.05, 0.05, n_grid), -0.999, 0.999)
+                pp0 = np.maximum(p0 * np.exp(np.linspace(-0.1, 0.1, n_grid)), psi_prev)
+                rr, pp = (g.ravel() for g in np.meshgrid(rr0, pp0, indexing="ij"))
+                ok = (pp * (1 + np.abs(rr)) <= 4.0) & (pp * pp * (1 + np.abs(rr)) <= 4.0 * th[i])
+                ok &= np.abs(rr * pp - rp_prev) <= pp - psi_prev + 1e-12
+                rr, pp = np.append(rr[ok], r0), np.append(pp[ok], p0)
+            if rr.size == 0:
+                rr, pp = np.array([rho_out[i - 1] if i else 0.0]), np.array([psi_prev])
+            model = essvi_total_variance(k[None, :], th[i], rr[:, None], pp[:, None])
+            sse = np.sum(wt[None, :] * (model - w[None, :]) ** 2, axis=1)
+            if w_prev is not None:
+                grid_w = essvi_total_variance(k_check[None, :], th[i], rr[:, None], pp[:, None])
+                viol = np.maximum(np.max(w_prev(k_check)[None, :] - grid_w, axis=1), 0.0)
+                sse = sse + (viol > 1e-12) * (1.0 + viol) * 1e6
+            j = int(np.argmin(sse))
+            best = (float(rr[j]), float(pp[j]))
+        rho_out[i], psi_out[i] = best
+        model = essvi_total_variance(k, th[i], rho_out[i], psi_out[i])
+        rmse[i] = float(np.sqrt(np.sum(wt * (model - w) ** 2)))
+        if w_prev is not None and np.any(
+            essvi_total_variance(k_check, th[i], rho_out[i], psi_out[i]) < w_prev(k_check) - 1e-12
+        ):
+            f.append("calendar")
+        th_i, r_i, p_i = th[i], rho_out[i], psi_out[i]
+        if p_i * (1 + abs(r_i)) > 4.0 + 1e-9 or p_i * p_i * (1 + abs(r_i)) > 4.0 * th_i + 1e-9:
+            f.append("butterfly")
+        flags.append(tuple(f))
+        psi_prev, rp_prev = psi_out[i], rho_out[i] * psi_out[i]
+        w_prev = _frozen_essvi(th_i, r_i, p_i)
+    return ESSVIFit(t_arr, th, rho_out, psi_out, rmse, tuple(flags))
+
+
+def _frozen_essvi(theta: float, rho: float, psi: float):
+    return lambda k: essvi_total_variance(k, theta, rho, psi)

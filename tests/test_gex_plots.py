@@ -63,3 +63,18 @@ def test_profile_chart():
     assert any(np.allclose(line.get_ydata(), 0.0) for line in ax.get_lines()[1:])
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "0dte" in labels and "end of day" in labels and any("gamma flip 4,490.0" in x for x in labels)
+
+
+def test_gex_by_bucket_chart_content():
+    import pandas as pd
+
+    from volsurf.plots.gex_plots import plot_gex_by_bucket
+
+    table = pd.DataFrame({"bucket": ["0dte", "this_week", "monthly"], "call_gex": [1e9, 2e9, 3e9],
+                          "put_gex": [-2e9, -1e9, -0.5e9], "net_gex": [-1e9, 1e9, 2.5e9]})
+    ax = plot_gex_by_bucket(table, trade_date="2024-01-02", underlying="SPX", assumption="x")
+    assert len(ax.patches) == 9  # 3 buckets x (call, put, net)
+    heights = sorted(p.get_height() for p in ax.patches)
+    assert heights[0] == -2.0 and heights[-1] == 3.0  # $bn
+    assert "2024-01-02" in ax.get_title() and "$bn" in ax.get_ylabel()
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0dte", "this_week", "monthly"]

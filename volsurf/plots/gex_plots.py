@@ -122,3 +122,37 @@ def plot_gex_profile(
     ax.legend(fontsize=8, loc="best")
     ax.grid(alpha=0.3)
     return ax
+
+
+def plot_gex_by_bucket(
+    by_bucket,
+    *,
+    trade_date: str = "",
+    underlying: str = "",
+    assumption: str = "",
+    ax: Any = None,
+) -> Any:
+    """Call, put and net GEX per expiry bucket (0DTE, this week, monthly, quarterly, longer) as grouped bars.
+
+    Parameters
+    ----------
+    by_bucket : DataFrame
+        ``GexReport.by_bucket``: columns ``bucket``, ``call_gex``, ``put_gex``, ``net_gex`` (USD per 1% move).
+    """
+    ax = _axes(ax, (8.0, 4.5))
+    names = [str(b) for b in by_bucket["bucket"]]
+    x = np.arange(len(names), dtype=float)
+    width = 0.27
+    for j, (col, c, lab) in enumerate(
+        zip(("call_gex", "put_gex", "net_gex"), ("tab:green", "tab:red", "tab:blue"), ("call GEX", "put GEX", "net GEX"),
+            strict=True)
+    ):
+        ax.bar(x + (j - 1) * width, np.asarray(by_bucket[col], dtype=float) / BN, width=width, color=c, label=lab)
+    ax.axhline(0.0, color="0.3", lw=0.8)
+    ax.set_xticks(x, names)
+    ax.set_xlabel("expiry bucket")
+    ax.set_ylabel("dealer gamma exposure ($bn per 1% move)")
+    ax.set_title(_title("gamma exposure by expiry", underlying, trade_date, assumption))
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    return ax

@@ -21,7 +21,7 @@ $(STAMP): $(ROOT)/pyproject.toml
 setup: $(STAMP)
 
 demo: $(STAMP)
-	cd $(ROOT) && $(VENV)/bin/volsurf inspect $(SAMPLE)
+	cd $(ROOT) && $(VENV)/bin/volsurf report $(SAMPLE) -o $(DEMO_OUT)
 
 test: $(STAMP)
 	cd $(ROOT) && $(PY) -m pytest
@@ -30,7 +30,7 @@ lint: $(STAMP)
 	cd $(ROOT) && $(VENV)/bin/ruff check .
 
 bench: $(STAMP)
-	cd $(ROOT) && for b in benchmarks/bench_*.py; do $(PY) $$b; done
+	cd $(ROOT) && status=0; for b in benchmarks/bench_*.py; do $(PY) $$b || status=1; done; exit $$status
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT)

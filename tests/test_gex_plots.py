@@ -78,3 +78,20 @@ def test_gex_by_bucket_chart_content():
     assert heights[0] == -2.0 and heights[-1] == 3.0  # $bn
     assert "2024-01-02" in ax.get_title() and "$bn" in ax.get_ylabel()
     assert [t.get_text() for t in ax.get_xticklabels()] == ["0dte", "this_week", "monthly"]
+
+
+def test_by_strike_bins_many_strikes_and_keeps_totals():
+    import numpy as np
+
+    from volsurf.plots.gex_plots import plot_gex_by_strike
+
+    k = np.arange(4000.0, 5000.0, 1.0)  # 1,000 strikes in range
+    call = np.full(k.size, 1e8)
+    put = np.full(k.size, -5e7)
+    ax = plot_gex_by_strike(k, call, put, call + put, spot=4500.0, max_bars=50)
+    assert len(ax.patches) == 3 * 50
+    heights = np.array([p.get_height() for p in ax.patches])
+    # the bins sum the strikes inside spot +/- 15% (3825..5175 covers all 1,000): totals preserved, in $bn
+    assert heights[:50].sum() == pytest.approx(k.size * 0.1)
+    assert heights[50:100].sum() == pytest.approx(-k.size * 0.05)
+    assert "bins" in ax.get_xlabel()

@@ -871,7 +871,7 @@ def gex_report(
     regime = None
     if robustness:
         # A coarser grid is enough here: it only brackets the crossings, which brentq then refines exactly.
-        rgrid = spot_grid(spot, width, min(int(n_points), 201))
+        rgrid = spot_grid(spot, width, min(int(n_points), 101))
         scenarios = _robustness(spot, rgrid, fwd, strike, t, disc, oi * mult, is_call, f, sigma, vol)
         # Range and regime over the data/model variants (bid/mid/ask IV, 0DTE timing) of the chosen assumption:
         # across assumptions the question is degenerate (an assumption and its opposite negate every figure, and

@@ -125,7 +125,11 @@ def build_surface(enriched: Any, method: str = "nodes") -> SurfaceInput:
     except ImportError:
         si = fallback_surface(enriched.frame)
         return SurfaceInput(si.surface, si.expiry_times, si.expiries, si.source + " (volsurf.surface missing)")
-    surf = fit_surface(expiry_quotes_from_enriched(enriched))
+    return surface_input_from_fit(fit_surface(expiry_quotes_from_enriched(enriched)))
+
+
+def surface_input_from_fit(surf: Any) -> SurfaceInput:
+    """Wrap an already fitted :class:`volsurf.surface.Surface` for the skew core (no refit)."""
     labels = [s.label.split(" ") for s in surf.slices]
     table = pd.DataFrame(
         {
@@ -265,6 +269,8 @@ def snapshot_metrics(
     days: Sequence[int] = CONSTANT_MATURITY_DAYS,
     surface: str = "nodes",
     per_expiry: bool = True,
+    enriched: Any = None,
+    fitted_surface: Any = None,
 ) -> SnapshotMetrics:
     """Skew, variance index, demand and calendar context of one snapshot (pure function of the snapshot).
 
@@ -277,6 +283,10 @@ def snapshot_metrics(
         ``nodes`` or ``fitted`` (see :func:`build_surface`).
     per_expiry : bool
         Also compute the skew of every expiry (the time series needs only the constant maturities).
+    enriched : EnrichedSnapshot, optional
+        ``enrich(snapshot)`` if the caller already has it (the report shares one across sections).
+    fitted_surface : volsurf.surface.Surface, optional
+        An already fitted surface to measure the skew on (overrides ``surface``).
 
     Raises
     ------
@@ -287,10 +297,11 @@ def snapshot_metrics(
     from volsurf.enrich import enrich
 
     notes: list[str] = []
-    enriched = enrich(snapshot)
+    if enriched is None:
+        enriched = enrich(snapshot)
     ef = enriched.frame
     try:
-        si = build_surface(enriched, surface)
+        si = surface_input_from_fit(fitted_surface) if fitted_surface is not None else build_surface(enriched, surface)
         cms = tuple(constant_maturity_metrics(si.surface, si.expiry_times, days))
         per = expiry_metrics(si.surface, si.expiry_times) if per_expiry else []
         per_df = pd.DataFrame([m.to_dict() for m in per])

@@ -46,6 +46,7 @@ def plot_gex_by_strike(
     trade_date: str = "",
     underlying: str = "",
     assumption: str = "",
+    max_bars: int = 120,
     ax: Any = None,
 ) -> Any:
     """Call, put and net GEX per strike as bars ($bn per 1% move), spot and gamma flip marked.
@@ -56,6 +57,8 @@ def plot_gex_by_strike(
         Per-strike GEX in USD per 1% move (e.g. ``GexReport.by_strike`` columns).
     strike_range : (lo, hi), optional
         Strikes shown (default: spot +/- 15%); strikes outside are left out of the chart only.
+    max_bars : int
+        With more distinct strikes than this in range, GEX is summed into ``max_bars`` equal strike bins.
     """
     ax = _axes(ax)
     k = np.asarray(strike, dtype=float)
@@ -63,7 +66,16 @@ def plot_gex_by_strike(
     sel = (k >= lo) & (k <= hi)
     k = k[sel]
     series = [np.asarray(v, dtype=float)[sel] / BN for v in (call_gex, put_gex, net_gex)]
-    spacing = float(np.min(np.diff(np.unique(k)))) if np.unique(k).size > 1 else max(1.0, 0.01 * spot)
+    uniq = np.unique(k)
+    spacing = float(np.min(np.diff(uniq))) if uniq.size > 1 else max(1.0, 0.01 * spot)
+    binned = ""
+    if uniq.size > max_bars:
+        # Thousands of bars are unreadable and slow to draw: sum GEX into equal strike bins.
+        spacing = (hi - lo) / max_bars
+        idx = np.clip(((k - lo) / spacing).astype(int), 0, max_bars - 1)
+        k = lo + (np.arange(max_bars) + 0.5) * spacing
+        series = [np.bincount(idx, weights=v, minlength=max_bars) for v in series]
+        binned = f" (summed in {spacing:,.0f}-point strike bins)"
     width = spacing / 3.0
     colors = ("tab:green", "tab:red", "tab:blue")
     labels = ("call GEX", "put GEX", "net GEX")
@@ -73,7 +85,7 @@ def plot_gex_by_strike(
     _mark(ax, spot, "spot", "black", "-")
     _mark(ax, flip, "gamma flip", "tab:purple", "--")
     ax.set_xlim(lo, hi)
-    ax.set_xlabel("strike (index points)")
+    ax.set_xlabel("strike (index points)" + binned)
     ax.set_ylabel("dealer gamma exposure ($bn per 1% move)")
     ax.set_title(_title("gamma exposure by strike", underlying, trade_date, assumption))
     ax.legend(fontsize=8, loc="best")

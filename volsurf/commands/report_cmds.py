@@ -7,6 +7,32 @@ import click
 from volsurf.commands.common import format_option
 
 
+def _readable(h: dict) -> dict:
+    """Headline numbers in trader units for the terminal (the JSON keeps raw decimals and dollars)."""
+
+    def f(v, fmt):
+        return "n/a" if v is None else fmt.format(v)
+
+    return {
+        "underlying": h["underlying"],
+        "trade date": h["trade_date"],
+        "spot": f(h["spot"], "{:,.2f}"),
+        "net GEX": f(None if h["net_gex"] is None else h["net_gex"] / 1e9, "${:,.2f}bn per 1% move"),
+        "regime": f"{h['regime']} (robust: {h['regime_robust']})",
+        "gamma flip": f(h["gamma_flip"], "{:,.2f}") + f(h["gamma_flip_distance_pct"], " ({:+.2f}% from spot)"),
+        "call / put wall": f"{f(h['call_wall'], '{:,.0f}')} / {f(h['put_wall'], '{:,.0f}')}",
+        "ATM IV 30d": f(None if h["atm_iv_30d"] is None else h["atm_iv_30d"] * 100, "{:.2f}%"),
+        "variance index 30d": f(h["variance_index_30d"], "{:.2f}"),
+        "25d RR 30d": f(None if h["rr25_30d"] is None else h["rr25_30d"] * 100, "{:+.2f} vol pts"),
+        "25d RR change": f(None if h["rr25_30d_change"] is None else h["rr25_30d_change"] * 100, "{:+.2f} vol pts"),
+        "OTM put OI share": f(None if h["otm_put_oi_share"] is None else h["otm_put_oi_share"] * 100, "{:.1f}%"),
+        "OTM put OI share change": f(
+            None if h["otm_put_oi_share_change"] is None else h["otm_put_oi_share_change"] * 100, "{:+.2f} pts"
+        ),
+        "flags triggered": ", ".join(h["flags_triggered"]) or "none",
+    }
+
+
 @click.command("report")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), default="volsurf_report",
@@ -56,5 +82,5 @@ def report_cmd(file: str, out_dir: str, previous: str | None, history: tuple[str
 
         click.echo(records_csv([analysis.summary["headline"]]), nl=False)
     else:
-        click.echo(key_values_table(analysis.summary["headline"]))
+        click.echo(key_values_table(_readable(analysis.summary["headline"])))
     click.echo(f"Report written to {page}", err=fmt != "table")

@@ -312,14 +312,14 @@ def draw_charts(analysis: Analysis, out_dir: Path, progress: Callable[[str], Non
     def save(name: str, obj: Any) -> None:
         fig = obj if hasattr(obj, "savefig") else obj.figure
         path = out_dir / f"{name}.png"
-        fig.savefig(path, dpi=110, bbox_inches="tight")
+        fig.savefig(path, dpi=90)
         plt.close(fig)
         charts[name] = path
 
     step("charts: surface")
-    save("smiles", surface_plots.plot_smiles_grid(analysis.surface))
-    save("iv_heatmap", surface_plots.plot_iv_heatmap(analysis.surface))
-    save("atm_term_structure", surface_plots.plot_atm_term_structure(analysis.surface))
+    save("smiles", surface_plots.plot_smiles_grid(analysis.surface, max_panels=9, underlying=und, trade_date=td))
+    save("iv_heatmap", surface_plots.plot_iv_heatmap(analysis.surface, underlying=und, trade_date=td))
+    save("atm_term_structure", surface_plots.plot_atm_term_structure(analysis.surface, underlying=und, trade_date=td))
 
     step("charts: skew")
     m = analysis.metrics

@@ -460,3 +460,23 @@ def test_cli_errors_are_volsurf_errors():
         cli.main(
             ["rebalance", "--weights", "equity=0.7,bond=0.4", "--equity-return", "0"], standalone_mode=False
         )
+
+
+def test_returns_since_rebalance_from_price_files():
+    import datetime as dt
+
+    from conftest import SHARED
+
+    from volsurf.rebalance import returns_since_rebalance
+
+    sp = SHARED / "real_series" / "sp500_daily.csv"
+    if not sp.exists():
+        pytest.skip("no ../shared")
+    # S&P 500 price return in 2013 was +29.60% (1426.19 -> 1848.36); in 2008 -38.49%.
+    eq, _ = returns_since_rebalance(sp, sp, dt.date(2013, 12, 31), "year")
+    assert eq == pytest.approx(1848.36 / 1426.19 - 1, abs=5e-5)
+    eq, _ = returns_since_rebalance(sp, sp, dt.date(2008, 12, 31), "year")
+    assert eq == pytest.approx(-0.3849, abs=5e-5)
+    # quarter: from the 2013-09-30 close (1681.55) to 2013-12-31 (1848.36)
+    eq, _ = returns_since_rebalance(sp, sp, dt.date(2013, 12, 31), "quarter")
+    assert eq == pytest.approx(1848.36 / 1681.55 - 1, abs=5e-5)

@@ -487,3 +487,26 @@ def historical_rebalance_flows(
             "equity_trade_usd": aum * trade_pct,
         }
     )
+
+
+def returns_since_rebalance(
+    equity_prices: str | Path, bond_prices: str | Path, as_of: dt.date, since: str = "year"
+) -> tuple[float, float]:
+    """Equity and bond returns from the last close of the previous ``since`` period (year or quarter) to ``as_of``.
+
+    Both files are daily price CSVs with a date column (see :func:`load_price_series`); the start is the last
+    NYSE session of the previous calendar year (``year``, i.e. year to date) or quarter (``quarter``).
+    """
+    from volsurf.calendar import last_trading_day_of_quarter, last_trading_day_of_year
+
+    if since not in ("year", "quarter"):
+        raise ParameterError(f"unknown period {since!r}", hint="year or quarter")
+    day = pd.Timestamp(as_of)
+    if since == "year":
+        start = last_trading_day_of_year(dt.date(day.year - 1, 12, 31))
+    else:
+        q_start = dt.date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+        start = last_trading_day_of_quarter(q_start - dt.timedelta(days=1))
+    eq = period_return(load_price_series(equity_prices), start, as_of, "equity")
+    bd = period_return(load_price_series(bond_prices), start, as_of, "bond")
+    return eq, bd

@@ -60,3 +60,45 @@ def emit(
             parts.append(records_table(records, columns))
         text = "\n\n".join(parts)
     write_text(text, output)
+
+
+def rebalance_options(func: Callable) -> Callable:
+    """``--equity-ytd/--bond-ytd`` (returns) or ``--equity-prices/--bond-prices`` (daily price CSVs) and ``--since``."""
+    opts = [
+        click.option("--equity-ytd", type=float, default=None,
+                     help="Equity return since the last rebalance (decimal, 0.12 = 12%)."),
+        click.option("--bond-ytd", type=float, default=None, help="Bond return since the last rebalance (decimal)."),
+        click.option("--equity-prices", type=click.Path(dir_okay=False), default=None,
+                     help="Daily equity price CSV (date, close) to compute the equity return from."),
+        click.option("--bond-prices", type=click.Path(dir_okay=False), default=None,
+                     help="Daily bond price CSV (date, close) to compute the bond return from."),
+        click.option("--since", type=click.Choice(["year", "quarter"]), default="year", show_default=True,
+                     help="With price files: returns from the previous year-end or quarter-end close."),
+    ]
+    for opt in reversed(opts):
+        func = opt(func)
+    return func
+
+
+def resolve_returns(
+    equity_ytd: float | None,
+    bond_ytd: float | None,
+    equity_prices: str | None,
+    bond_prices: str | None,
+    since: str,
+    trade_date: Any,
+) -> tuple[float | None, float | None]:
+    """The (equity, bond) returns given on the command line, typed in or computed from the price files."""
+    from volsurf.errors import ParameterError
+
+    if (equity_ytd is None) != (bond_ytd is None):
+        raise ParameterError("--equity-ytd and --bond-ytd go together", hint="give both returns, or neither")
+    if (equity_prices is None) != (bond_prices is None):
+        raise ParameterError("--equity-prices and --bond-prices go together", hint="give both files, or neither")
+    if equity_prices is not None:
+        if equity_ytd is not None:
+            raise ParameterError("give returns or price files, not both")
+        from volsurf.rebalance import returns_since_rebalance
+
+        return returns_since_rebalance(equity_prices, bond_prices, trade_date, since)
+    return equity_ytd, bond_ytd

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from volsurf.commands.common import format_option
+from volsurf.commands.common import format_option, rebalance_options, resolve_returns
 
 
 def _readable(h: dict) -> dict:
@@ -40,12 +40,12 @@ def _readable(h: dict) -> dict:
 @click.option("--previous", type=click.Path(dir_okay=False), default=None,
               help="An earlier snapshot of the same underlying (changes in skew and demand).")
 @click.option("--history", multiple=True, help="Earlier snapshots (files, directories or globs) for baselines.")
-@click.option("--equity-ytd", type=float, default=None, help="Equity return since the last rebalance (decimal).")
-@click.option("--bond-ytd", type=float, default=None, help="Bond return since the last rebalance (decimal).")
+@rebalance_options
 @click.option("--assumption", default=None, help="Dealer positioning for GEX (see `volsurf gex --help`).")
 @format_option("table")
 def report_cmd(file: str, out_dir: str, previous: str | None, history: tuple[str, ...], equity_ytd: float | None,
-               bond_ytd: float | None, assumption: str | None, fmt: str) -> None:
+               bond_ytd: float | None, equity_prices: str | None, bond_prices: str | None, since: str,
+               assumption: str | None, fmt: str) -> None:
     """Full analysis of chain FILE: writes DIR/report.html (self-contained), DIR/summary.json and the charts.
 
     The page opens with the verdict (calendar position, gamma regime and flip, walls, ATM IV, variance index,
@@ -59,12 +59,12 @@ def report_cmd(file: str, out_dir: str, previous: str | None, history: tuple[str
     """
     from tqdm import tqdm
 
-    from volsurf.errors import ParameterError
+    from volsurf.formats import load
     from volsurf.output import dumps_json, key_values_table
     from volsurf.report import analyze, write_report
 
-    if (equity_ytd is None) != (bond_ytd is None):
-        raise ParameterError("--equity-ytd and --bond-ytd go together", hint="give both returns, or neither")
+    equity_ytd, bond_ytd = resolve_returns(equity_ytd, bond_ytd, equity_prices, bond_prices, since,
+                                           load(file).meta.trade_date)
     stages = 10 + bool(previous) + bool(history)
     with tqdm(total=stages, desc="volsurf report", unit="step", disable=None, leave=False) as bar:
 

@@ -8,7 +8,14 @@ from typing import Any
 
 import click
 
-from volsurf.commands.common import emit, format_option, output_option, plot_dir_option
+from volsurf.commands.common import (
+    emit,
+    format_option,
+    output_option,
+    plot_dir_option,
+    rebalance_options,
+    resolve_returns,
+)
 
 _SURFACE_OPTION = click.option(
     "--surface",
@@ -241,17 +248,26 @@ def _short(v: Any) -> str:
 @click.option("--previous", type=click.Path(dir_okay=False), default=None,
               help="The previous snapshot of the same underlying (change mode).")
 @click.option("--history", multiple=True, help="Earlier snapshots (files, dirs, globs; repeatable): baseline mode.")
-@click.option("--equity-ytd", type=float, default=None, help="Equity total return year to date (decimal, 0.12 = 12%).")
-@click.option("--bond-ytd", type=float, default=None, help="Bond total return year to date (decimal).")
+@rebalance_options
 @click.option("--threshold", "thresholds", multiple=True, metavar="NAME=VALUE",
               help="Override a threshold (see docs/skew.md), e.g. --threshold z=2 --threshold rr25_change=0.005.")
 @_SURFACE_OPTION
 @format_option()
 @output_option()
 def flags_cmd(file: str, previous: str | None, history: tuple[str, ...], equity_ytd: float | None,
-              bond_ytd: float | None, thresholds: tuple[str, ...], surface_method: str, fmt: str,
-              output: str | None) -> None:
-    """Evaluate the quarter-end flags on FILE and print each with its strength and evidence."""
+              bond_ytd: float | None, equity_prices: str | None, bond_prices: str | None, since: str,
+              thresholds: tuple[str, ...], surface_method: str, fmt: str, output: str | None) -> None:
+    """Evaluate the quarter-end flags on FILE and print each with its strength and evidence.
+
+    Rules (docs/skew.md): quarter_end_window, skew_steepening, otm_put_demand_rising, quarter_end_hedging
+    (all three together) and, with returns, rebalancing_flow. Change rules need --previous or --history;
+    without them they are reported as not evaluated, never as zero change.
+
+    \b
+    Example:
+      volsurf flags today.csv --previous yesterday.csv
+      volsurf flags today.csv --history 'chains/spy_*.csv' --equity-ytd 0.15 --bond-ytd 0.01 --format json
+    """
     from volsurf.demand import demand_change
     from volsurf.errors import ParameterError
     from volsurf.formats import load
@@ -267,7 +283,10 @@ def flags_cmd(file: str, previous: str | None, history: tuple[str, ...], equity_
             raise ParameterError(f"--threshold {item!r} is not NAME=VALUE", hint="e.g. --threshold z=2")
         overrides[name.strip()] = value.strip()
     th = FlagThresholds().with_overrides(overrides)
-    cur = snapshot_metrics(load(file), surface=surface_method, per_expiry=False)
+    snap = load(file)
+    equity_ytd, bond_ytd = resolve_returns(equity_ytd, bond_ytd, equity_prices, bond_prices, since,
+                                           snap.meta.trade_date)
+    cur = snapshot_metrics(snap, surface=surface_method, per_expiry=False)
     rec = cur.record()
     prev_rec = None
     hist = None

@@ -93,8 +93,9 @@ def _header(d: dict[str, Any]) -> dict[str, Any]:
               help="all, or a comma list of 0dte, this_week, quarterly, monthly, longer.")
 @click.option("--assumption", type=click.Choice(_ASSUMPTIONS), default=_ASSUMPTIONS[0], show_default=True,
               help="Dealer positioning: sign of the dealer position in calls and puts.")
-@click.option("--vol", "vol_model", type=click.Choice(["flat", "surface"]), default="flat", show_default=True,
-              help="Sticky-strike vol of the profile: each option's own mid IV (flat) or the fitted surface.")
+@click.option("--vol", "vol_model", type=click.Choice(["surface", "flat"]), default="surface", show_default=True,
+              help="Sticky-strike vol of the profile: the fitted arbitrage-free surface (default) or each "
+                   "option's own mid IV held flat (faster; no surface fit).")
 @click.option("--range", "width", type=click.FloatRange(0.01, 0.9), default=0.15, show_default=True,
               help="Profile half-width as a fraction of spot (0.15 = +/-15%).")
 @click.option("--points", type=click.IntRange(2, 100_000), default=401, show_default=True,
@@ -123,9 +124,9 @@ def gex_cmd(file: str, fmt: str, output: str | None, plot_dir: str | None, expir
     enriched = enrich(load(file))
     vol = None
     if vol_model == "surface":
-        from volsurf.surface import expiry_quotes_from_enriched, fit_surface
+        from volsurf.surface_report import fit_from_enriched
 
-        vol = surface_vol(fit_surface(expiry_quotes_from_enriched(enriched)))
+        vol = surface_vol(fit_from_enriched(enriched))
     rep = gex_report(enriched, assumption=assumption, expiries=expiries, vol=vol, width=width, n_points=points,
                      multiplier=multiplier, later_time="eod" if eod else None, robustness=robustness)
     d = rep.to_dict()

@@ -148,3 +148,20 @@ def test_report_renders_in_headless_chromium(spx_report: Path, tmp_path: Path):
     keep = ROOT / "out"
     keep.mkdir(exist_ok=True)
     shutil.copy(shot, keep / "report_screenshot.png")
+
+
+def test_skew_chart_series_are_decimal_vols(spx_report: Path):
+    """The chart helper hands decimals to the plot (which scales to vol points): no double scaling."""
+    from types import SimpleNamespace
+
+    from volsurf.plots.skew_plots import plot_skew_term
+    from volsurf.report import skew_term_series
+
+    summary = json.loads((spx_report / "summary.json").read_text())
+    cms = [SimpleNamespace(**c) for c in summary["skew"]["constant_maturity"]]
+    days, series = skew_term_series(SimpleNamespace(constant_maturity=cms))
+    assert series["25d risk reversal"] == [c.rr25 for c in cms]
+    ax = plot_skew_term(days, series)
+    rr_line = next(line for line in ax.get_lines() if line.get_label() == "25d risk reversal")
+    assert rr_line.get_ydata()[1] == pytest.approx(100 * summary["headline"]["rr25_30d"])
+    assert all(abs(v) < 40 for line in ax.get_lines() for v in line.get_ydata() if v == v)

@@ -293,6 +293,17 @@ def validate_summary(summary: dict[str, Any]) -> None:
 # ------------------------------------------------------------------------------------------------ charts
 
 
+def skew_term_series(metrics: Any) -> tuple[list[float], dict[str, list[float]]]:
+    """Maturities (days) and decimal-vol skew series for the skew-by-maturity chart."""
+    cms = metrics.constant_maturity
+    return [c.days for c in cms], {
+        "25d risk reversal": [c.rr25 for c in cms],
+        "25d butterfly": [c.bf25 for c in cms],
+        "10d put skew": [c.put_skew_10d for c in cms],
+        "put skew 90/100": [c.put_skew_90_100 for c in cms],
+    }
+
+
 def draw_charts(analysis: Analysis, out_dir: Path, progress: Callable[[str], None] | None = None) -> dict[str, Path]:
     """Draw every chart of the report as PNG into ``out_dir``; returns name -> path."""
     import matplotlib
@@ -323,12 +334,7 @@ def draw_charts(analysis: Analysis, out_dir: Path, progress: Callable[[str], Non
 
     step("charts: skew")
     m = analysis.metrics
-    days = [c.days for c in m.constant_maturity]
-    series = {
-        "25d risk reversal": [c.rr25 * 100 for c in m.constant_maturity],
-        "25d butterfly": [c.bf25 * 100 for c in m.constant_maturity],
-        "put skew 90/100": [c.put_skew_90_100 * 100 for c in m.constant_maturity],
-    }
+    days, series = skew_term_series(m)
     save("skew_term", skew_plots.plot_skew_term(days, series, trade_date=td, underlying=und))
     if m.smile_curves:
         save("cm_smiles", skew_plots.plot_smiles(m.smile_curves, trade_date=td, underlying=und))

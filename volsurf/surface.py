@@ -29,6 +29,13 @@ covering every quote), solved as a convex QP with Clarabel, expiries from the sh
 
 See ``docs/surface.md`` for the full rules and measured figures.
 
+Performance: everything of the QP that depends only on the shared knot vector (convexity and slope rows,
+price bounds, chord, roughness, the sparsity pattern of the objective) is built once per fit; each QP is
+assembled directly in CSC form from per-quote basis values (a vectorized Cox-de Boor pass), so Clarabel's
+solves dominate. The parametric layer (raw SVI in chunks, eSSVI, its diagnostics) runs in one worker thread
+while the QPs run (Clarabel releases the GIL); results do not depend on that overlap
+(``benchmarks/bench_surface.py`` prints the per-stage times).
+
 Parametric layer (:mod:`volsurf.svi`)
 -------------------------------------
 Raw SVI per expiry (spread-weighted quasi-explicit fit, Durrleman- and Lee-checked, flags) and an eSSVI surface
@@ -49,6 +56,7 @@ interpolated log-linearly in ``t`` (flat carry and rate between expiries).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -214,31 +222,48 @@ def _common_knots(k_dom: tuple[float, float], s_min: float) -> np.ndarray:
     return np.concatenate([[b[0]] * 3, b, [b[-1]] * 3])
 
 
-def _design(knots: np.ndarray, x: np.ndarray) -> sp.csr_matrix:
-    """Sparse B-spline design matrix (cubic, clamped) at points ``x`` clipped to the knot range."""
-    from scipy.interpolate import BSpline
+def _basis4(knots: np.ndarray, x) -> tuple[np.ndarray, np.ndarray]:
+    """The four non-zero cubic B-splines at ``x`` (clipped to the knot range): values ``(N, 4)`` and the index
+    of the first one ``(N,)``. Cox-de Boor recursion (Piegl-Tiller A2.2), vectorized over the points: one
+    pass replaces a sparse design matrix (whose construction costs far more than the arithmetic)."""
+    n = knots.size - 4
+    xc = np.clip(np.asarray(x, dtype=float).ravel(), knots[0], knots[-1])
+    i = np.clip(np.searchsorted(knots, xc, side="right") - 1, 3, n - 1)
+    vals = np.zeros((xc.size, 4))
+    vals[:, 0] = 1.0
+    left = [None] + [xc - knots[i + 1 - j] for j in (1, 2, 3)]
+    right = [None] + [knots[i + j] - xc for j in (1, 2, 3)]
+    for j in (1, 2, 3):
+        saved = np.zeros(xc.size)
+        for r in range(j):
+            # denominators span the non-empty interval [knots[i], knots[i + 1]]: never zero
+            temp = vals[:, r] / (right[r + 1] + left[j - r])
+            vals[:, r] = saved + right[r + 1] * temp
+            saved = left[j - r] * temp
+        vals[:, j] = saved
+    return vals, i - 3
 
-    xc = np.clip(np.asarray(x, dtype=float), knots[0], knots[-1])
-    return BSpline.design_matrix(xc, knots, 3).tocsr()
+
+_FOUR = np.arange(4)
 
 
 def _bspline_eval(knots: np.ndarray, coef: np.ndarray, x) -> np.ndarray:
-    """Value of the cubic B-spline at ``x`` (clipped to the knot range)."""
-    from scipy.interpolate import BSpline
+    """Value of the cubic B-spline at ``x`` (clipped to the knot range; NaN stays NaN)."""
+    x = np.asarray(x, dtype=float)
+    vals, first = _basis4(knots, x)
+    out = np.einsum("ij,ij->i", vals, np.asarray(coef, dtype=float)[first[:, None] + _FOUR])
+    return out.reshape(x.shape)
 
-    xc = np.clip(np.asarray(x, dtype=float), knots[0], knots[-1])
-    return BSpline(knots, coef, 3, extrapolate=False)(xc)
 
-
-def _slope_matrix(knots: np.ndarray) -> sp.csr_matrix:
+def _slope_matrix(knots: np.ndarray) -> np.ndarray:
     """Rows giving the B-spline coefficients of ``c'`` (quadratic): ``3 (a_j - a_{j-1}) / (t_{j+3} - t_j)``."""
     n = knots.size - 4
     j = np.arange(1, n)
     w = 3.0 / (knots[j + 3] - knots[j])
-    rows = np.repeat(np.arange(n - 1), 2)
-    cols = np.stack([j - 1, j], axis=1).ravel()
-    vals = np.stack([-w, w], axis=1).ravel()
-    return sp.csr_matrix((vals, (rows, cols)), shape=(n - 1, n))
+    out = np.zeros((n - 1, n))
+    out[j - 1, j - 1] = -w
+    out[j - 1, j] = w
+    return out
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -378,21 +403,71 @@ _BASIS_CACHE: dict[bytes, dict] = {}
 
 
 def _basis_cache(knots: np.ndarray) -> dict:
-    """Static matrices of a knot vector: slope rows, their differences and the roughness matrix."""
+    """Everything of the QP that depends only on the (shared) knot vector, built once per fit.
+
+    ``rough``: dense roughness matrix (banded); ``p_rows`` / ``p_cols`` / ``p_indptr``: CSC pattern of the
+    upper band (width 3) of the coefficient block of the objective; ``c_rows`` / ``c_cols`` / ``c_fix`` /
+    ``c_s``: the constant constraint rows (convexity, slope bounds, price bounds, chord) with values
+    ``c_fix + s c_s``; their right-hand side is ``c_b0 + c_b1 / s`` (``s``: the slice's price scale).
+    """
     key = knots.tobytes()
     hit = _BASIS_CACHE.get(key)
     if hit is not None:
         return hit
     n = knots.size - 4
     d1 = _slope_matrix(knots)
-    d2 = sp.csr_matrix(d1[1:] - d1[:-1])
+    d2 = d1[1:] - d1[:-1]
     gap = 0.5 * (knots[4 : n + 2] - knots[2:n])  # spacing of consecutive slope coefficients
-    rough = (d2.T @ sp.diags(1.0 / np.maximum(gap, 1e-12)) @ d2).tocsc()
-    first = d1[0].toarray().ravel()
-    out = {"d1": d1.tocoo(), "d2": d2.tocoo(), "rough": rough, "d1_first": first[: np.flatnonzero(first)[-1] + 1]}
+    rough = d2.T @ (d2 / np.maximum(gap, 1e-12)[:, None])
+    # upper band of a cubic B-spline Gram matrix: |i - j| <= 3 (the roughness matrix has band 2)
+    p_cols = np.concatenate([np.full(min(j, 3) + 1, j) for j in range(n)])
+    p_rows = np.concatenate([np.arange(max(0, j - 3), j + 1) for j in range(n)])
+    p_indptr = np.concatenate([[0], np.cumsum(np.bincount(p_cols, minlength=n))])
+    # constant rows, dense (they touch few columns); A x <= b
+    k0 = knots[0]
+    first = d1[0][: np.flatnonzero(d1[0])[-1] + 1]
+    n_c = d2.shape[0] + 6
+    fix, with_s = np.zeros((n_c, n)), np.zeros((n_c, n))
+    b0, b1 = np.zeros(n_c), np.zeros(n_c)
+    r = d2.shape[0]
+    fix[:r] = -d2  # slopes non-decreasing (convex)
+    fix[r] = -d1[0]  # first slope >= -1 ...
+    b1[r] = 1.0
+    fix[r + 1] = d1[-1]  # ... and last slope <= 0 bound all of them
+    fix[r + 2, 0], b1[r + 2] = -1.0, -(1.0 - k0)  # c(k0) >= 1 - k0
+    fix[r + 3, 0], b1[r + 3] = 1.0, 1.0  # c(k0) <= 1
+    fix[r + 4, n - 1] = -1.0  # c(k_end) >= 0
+    # chord from (0, 1) below the left tangent: a convex extension to k = 0 exists
+    with_s[r + 5, 0] = 1.0
+    with_s[r + 5, : first.size] -= k0 * first
+    b0[r + 5] = 1.0
+    c_rows, c_cols = np.nonzero((fix != 0) | (with_s != 0))
+    out = {
+        "n": n,
+        "rough": rough,
+        "p_rows": p_rows.astype(np.int32),
+        "p_cols": p_cols,
+        "p_indptr": p_indptr.astype(np.int32),
+        "c_rows": c_rows,
+        "c_cols": c_cols,
+        "c_fix": fix[c_rows, c_cols],
+        "c_s": with_s[c_rows, c_cols],
+        "c_b0": b0,
+        "c_b1": b1,
+        "n_c": n_c,
+        "brk": np.unique(knots),
+    }
     _BASIS_CACHE.clear()  # one surface at a time
     _BASIS_CACHE[key] = out
     return out
+
+
+def _csc(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, shape: tuple[int, int]) -> sp.csc_matrix:
+    """CSC matrix from unique (row, col) entries: one sort instead of scipy's COO checks and conversions."""
+    o = np.argsort(cols * shape[0] + rows, kind="stable")
+    indptr = np.zeros(shape[1] + 1, dtype=np.int32)
+    np.cumsum(np.bincount(cols, minlength=shape[1]), out=indptr[1:])
+    return sp.csc_matrix((vals[o], rows[o].astype(np.int32), indptr), shape=shape)
 
 
 def _fit_slice(p: _Prep, knots: np.ndarray, prev: dict | None, *, roughness: float, max_quotes: int,
@@ -409,17 +484,33 @@ def _fit_slice(p: _Prep, knots: np.ndarray, prev: dict | None, *, roughness: flo
     lo_q, hi_q = float(p.k[p.liquid].min()), float(p.k[p.liquid].max())
     use = (p.k >= lo_q) & (p.k <= hi_q)  # liquid quotes and zero-bid upper bounds inside the liquid range
     kq = p.k[use]
-    lo = np.where(p.liquid[use], p.lo[use], np.maximum(1.0 - kq, 0.0))
+    liquid = p.liquid[use]
+    lo = np.where(liquid, p.lo[use], np.maximum(1.0 - kq, 0.0))
     hi = p.hi[use]
     hs = np.maximum(0.5 * (hi - lo), _HS_FLOOR)
+    # everything that does not change between rounds: basis at the quotes, pseudo-quotes from raw SVI
+    # beyond the quotes (at every third breakpoint) and their basis
+    bas = _basis_cache(knots)
+    brk = bas["brk"]
+    kp = brk[((brk < lo_q) | (brk > hi_q))][::3]
+    t = p.q.t
+    w_s = np.maximum(p.svi.params.total_variance(np.log(kp)), 1e-10)
+    iv_s = np.sqrt(w_s / t)
+    p_lo, p_hi = _bs_call_norm(kp, np.stack([np.maximum(iv_s - _PSEUDO_VOL_BAND, 0.5 * iv_s),
+                                             iv_s + _PSEUDO_VOL_BAND]) ** 2 * t)
+    p_hi = np.maximum(p_hi, p_lo)
+    v_all, f_all = _basis4(knots, np.concatenate([kq, kp]))
+    vq, fq, vp, fp = v_all[: kq.size], f_all[: kq.size], v_all[kq.size :], f_all[kq.size :]
+    quotes = {"liquid": liquid, "lo": lo, "hi": hi, "v": vq, "f": fq,
+              "p_lo": p_lo, "p_hi": p_hi, "p_v": vp, "p_f": fp, "range": (lo_q, hi_q)}
     active = np.zeros(kq.size, dtype=bool)
     active[np.unique(np.round(np.linspace(0, kq.size - 1, min(max_quotes, kq.size))).astype(int))] = True
     fit: dict = {}
     viol = np.zeros(kq.size)
     n_round = 0
     for n_round in range(1, rounds + 1):  # noqa: B007 - reported below
-        fit = _fit_slice_qp(p, knots, s_atm, prev, use, active, roughness=roughness)
-        c = _bspline_eval(knots, fit["coef"], kq)
+        fit = _fit_slice_qp(bas, knots, s_atm, prev, quotes, active, roughness=roughness)
+        c = np.einsum("ij,ij->i", vq, fit["coef"][fq[:, None] + _FOUR])
         viol = np.maximum(np.maximum(lo - c, c - hi), 0.0) / hs
         new = (viol > _INSIDE_TOL) & ~active
         if not np.any(new):
@@ -432,93 +523,80 @@ def _fit_slice(p: _Prep, knots: np.ndarray, prev: dict | None, *, roughness: flo
     return fit
 
 
-def _fit_slice_qp(p: _Prep, knots, s_atm, prev, use_all, active, *, roughness: float) -> dict:
+_SETTINGS: list = []
+
+
+def _clarabel_settings():
+    """Clarabel's default settings (full accuracy: the fit must stay inside bands of a few 1e-6), quiet; built
+    once (the object is only read by the solver)."""
+    if not _SETTINGS:
+        import clarabel
+
+        settings = clarabel.DefaultSettings()
+        settings.verbose = False
+        _SETTINGS.append(settings)
+    return _SETTINGS[0]
+
+
+def _fit_slice_qp(bas: dict, knots, s_atm, prev, quotes: dict, active, *, roughness: float) -> dict:
+    """One QP of the market layer: the active quotes plus the pseudo-quotes (see :func:`_fit_slice`).
+
+    Assembled directly in CSC form from the cached knot-only blocks and the per-quote basis values.
+    """
     import clarabel
 
-    t = p.q.t
-    n = knots.size - 4  # coefficients
-    lo_q, hi_q = float(p.k[p.liquid].min()), float(p.k[p.liquid].max())
-    use = use_all.copy()
-    use[use_all] = active
-    kq = p.k[use]
-    liquid = p.liquid[use]
-    lo = np.where(liquid, p.lo[use], np.maximum(1.0 - kq, 0.0))
-    hi = p.hi[use]
-    # pseudo-quotes from raw SVI beyond the quotes, at breakpoints (every other one)
-    brk = np.unique(knots)
-    kp = brk[((brk < lo_q) | (brk > hi_q))][::3]
-    w_s = np.maximum(p.svi.params.total_variance(np.log(kp)), 1e-10)
-    iv_s = np.sqrt(w_s / t)
-    p_lo = _bs_call_norm(kp, (np.maximum(iv_s - _PSEUDO_VOL_BAND, 0.5 * iv_s)) ** 2 * t)
-    p_hi = _bs_call_norm(kp, (iv_s + _PSEUDO_VOL_BAND) ** 2 * t)
-    all_k = np.concatenate([kq, kp])
-    all_lo = np.concatenate([lo, p_lo])
-    all_hi = np.concatenate([hi, np.maximum(p_hi, p_lo)])
+    n = bas["n"]
+    liquid = quotes["liquid"][active]
+    all_lo = np.concatenate([quotes["lo"][active], quotes["p_lo"]])
+    all_hi = np.concatenate([quotes["hi"][active], quotes["p_hi"]])
+    v = np.concatenate([quotes["v"][active], quotes["p_v"]])
+    f = np.concatenate([quotes["f"][active], quotes["p_f"]])
+    n_p = quotes["p_lo"].size
     mid = 0.5 * (all_lo + all_hi)
     # floor the half-width (about a 0.01-point tick on a 7500 index): keeps the QP well conditioned
     hs = np.maximum(0.5 * (all_hi - all_lo), _HS_FLOOR)
-    m = all_k.size
-    weight = np.concatenate([np.where(liquid, 1.0, 0.0), np.full(kp.size, _PSEUDO_WEIGHT)])
-    penalty = np.concatenate([np.where(liquid, _BAND_PENALTY, _UPPER_ONLY_PENALTY), np.full(kp.size, _PSEUDO_PENALTY)])
+    m = mid.size
+    weight = np.concatenate([np.where(liquid, 1.0, 0.0), np.full(n_p, _PSEUDO_WEIGHT)])
+    penalty = np.concatenate([np.where(liquid, _BAND_PENALTY, _UPPER_ONLY_PENALTY), np.full(n_p, _PSEUDO_PENALTY)])
 
     # Prices are divided by s (ATM standard deviation) so that time values and spreads are O(1) at every
     # maturity; variables: [a (n coefficients), slack (m)].
     s = s_atm
-    bas = _basis_cache(knots)
-    b_q = _design(knots, all_k).tocoo()
+    cols = f[:, None] + _FOUR  # (m, 4) coefficient index of each basis value
     wq = weight / (hs / s) ** 2
-    p_a = 2.0 * (b_q.T @ sp.diags(wq) @ b_q) + (2.0 * roughness * s**3) * bas["rough"]
-    pmat = sp.block_diag([p_a, sp.csc_matrix((m, m))], format="csc")
-    qvec = np.concatenate([-2.0 * (b_q.T @ (wq * mid / s)), penalty])
+    gram = np.bincount((cols[:, :, None] * n + cols[:, None, :]).ravel(),
+                       (wq[:, None, None] * v[:, :, None] * v[:, None, :]).ravel(), minlength=n * n)
+    p_a = 2.0 * gram.reshape(n, n) + (2.0 * roughness * s**3) * bas["rough"]
+    p_indptr = np.concatenate([bas["p_indptr"], np.full(m, bas["p_indptr"][-1], dtype=np.int32)])
+    pmat = sp.csc_matrix((p_a[bas["p_rows"], bas["p_cols"]], bas["p_rows"], p_indptr), shape=(n + m, n + m))
+    qvec = np.concatenate([-2.0 * np.bincount(cols.ravel(), (v * (wq * mid / s)[:, None]).ravel(), minlength=n),
+                           penalty])
 
-    # Inequalities A x <= b assembled once in COO form (many small sparse blocks are slow to stack).
-    k0 = knots[0]
-    d1, d2 = bas["d1"], bas["d2"]
-    nd, nd2 = d1.shape[0], d2.shape[0]
-    rr, cc, vv, bb = [], [], [], []
-    row = 0
-
-    def put(r, c, v, b):
-        nonlocal row
-        rr.append(np.asarray(r) + row)
-        cc.append(np.asarray(c))
-        vv.append(np.asarray(v, dtype=float))
-        bb.append(np.asarray(b, dtype=float))
-        row += len(bb[-1])
-
+    # Inequalities A x <= b. Rows: c <= hi + hs slack (m), c >= lo - hs slack (m), slack >= 0 (m), the
+    # constant rows of the knot vector, then the calendar rows a >= a_prev (same basis).
     ar = np.arange(m)
-    put(np.concatenate([b_q.row, ar]), np.concatenate([b_q.col, n + ar]), np.concatenate([b_q.data, -hs / s]),
-        (mid + hs) / s)  # c <= hi + hs * slack
-    put(np.concatenate([b_q.row, ar]), np.concatenate([b_q.col, n + ar]), np.concatenate([-b_q.data, -hs / s]),
-        -(mid - hs) / s)  # c >= lo - hs * slack
-    put(ar, n + ar, -np.ones(m), np.zeros(m))  # slack >= 0
-    # slopes non-decreasing (convex); then first slope >= -1 and last slope <= 0 bound all of them
-    put(d2.row, d2.col, -d2.data, np.zeros(nd2))
-    first, last = d1.row == 0, d1.row == nd - 1
-    put(np.zeros(np.count_nonzero(first), dtype=int), d1.col[first], -d1.data[first], [1.0 / s])
-    put(np.zeros(np.count_nonzero(last), dtype=int), d1.col[last], d1.data[last], [0.0])
-    put([0], [0], [-1.0], [-(1.0 - k0) / s])  # c(k0) >= 1 - k0
-    put([0], [0], [1.0], [1.0 / s])  # c(k0) <= 1
-    put([0], [n - 1], [-1.0], [0.0])  # c(k_end) >= 0
-    # chord from (0, 1) below the left tangent: a convex extension to k = 0 exists
-    d10 = bas["d1_first"]
-    put(np.zeros(1 + d10.size, dtype=int), np.concatenate([[0], np.arange(d10.size)]),
-        s * np.concatenate([[1.0], -k0 * d10]) if d10.size else [s], [1.0])
-    if prev is not None:  # calendar: a >= a_prev coefficientwise (same basis)
+    r4 = np.repeat(ar, 4)
+    n_c = bas["n_c"]
+    rows = [r4, ar, m + r4, m + ar, 2 * m + ar, 3 * m + bas["c_rows"]]
+    colz = [cols.ravel(), n + ar, cols.ravel(), n + ar, n + ar, bas["c_cols"]]
+    vals = [v.ravel(), -hs / s, -v.ravel(), -hs / s, -np.ones(m), bas["c_fix"] + s * bas["c_s"]]
+    b_parts = [(mid + hs) / s, -(mid - hs) / s, np.zeros(m), bas["c_b0"] + bas["c_b1"] / s]
+    n_rows = 3 * m + n_c
+    if prev is not None:
         an = np.arange(n)
-        put(an, an, -np.ones(n), -prev["coef"] / s)
-    rows_all = np.concatenate(rr)
-    a_mat = sp.csc_matrix((np.concatenate(vv), (rows_all, np.concatenate(cc))), shape=(row, n + m))
-    b_vec = np.concatenate(bb)
-    settings = clarabel.DefaultSettings()
-    settings.verbose = False
-    solver = clarabel.DefaultSolver(
-        sp.triu(pmat, format="csc"), qvec, a_mat, b_vec, [clarabel.NonnegativeConeT(b_vec.size)], settings
-    )
+        rows.append(n_rows + an)
+        colz.append(an)
+        vals.append(-np.ones(n))
+        b_parts.append(-prev["coef"] / s)
+        n_rows += n
+    a_mat = _csc(np.concatenate(rows), np.concatenate(colz), np.concatenate(vals), (n_rows, n + m))
+    b_vec = np.concatenate(b_parts)
+    solver = clarabel.DefaultSolver(pmat, qvec, a_mat, b_vec, [clarabel.NonnegativeConeT(n_rows)],
+                                    _clarabel_settings())
     sol = solver.solve()
     a = np.asarray(sol.x)[:n] * s
     a = _project(knots, a, None if prev is None else prev["coef"])
-    return {"coef": a, "status": str(sol.status), "iterations": int(sol.iterations), "quoted_range": (lo_q, hi_q)}
+    return {"coef": a, "status": str(sol.status), "iterations": int(sol.iterations), "quoted_range": quotes["range"]}
 
 
 def _project(knots: np.ndarray, coef: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
@@ -760,6 +838,146 @@ def _raw_butterfly(p: _Prep) -> int:
     return int(mono + steep + conv + bounds)
 
 
+_PARALLEL = True  # fit the parametric layer in a worker thread, overlapping the market-layer QPs
+_PIPELINE_SVI = True  # raw SVI in chunks, so that the QPs start before every SVI fit is done
+
+
+class _InlineExecutor:
+    """Stand-in for a thread pool that runs each job at submission (``_PARALLEL = False``)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def submit(self, fn, *args):
+        from concurrent.futures import Future
+
+        fut: Future = Future()
+        try:
+            fut.set_result(fn(*args))
+        except BaseException as e:  # re-raised by result(), as from a thread pool
+            fut.set_exception(e)
+        return fut
+
+
+def _svi_chunks(n: int, first: int = 3) -> list[tuple[int, int]]:
+    """Slice ranges ``[a, b)`` of growing size (3, 6, 12, ..., the rest) for the pipelined raw-SVI fits."""
+    out, a, size = [], 0, first
+    while a < n:
+        b = n if n - a < 2 * size else a + size
+        out.append((a, b))
+        a, size = b, 2 * size
+    return out
+
+
+def _fit_svi_chunk(preps: list[_Prep]) -> float:
+    """Raw SVI of some slices (stored in ``p.svi``); returns the time taken (s)."""
+    import time
+
+    t0 = time.perf_counter()
+    inputs = [_svi_inputs(p) for p in preps]
+    fits = calibrate_svi_many([x[0] for x in inputs], [x[1] for x in inputs], [x[2] for x in inputs])
+    for p, f in zip(preps, fits, strict=True):
+        p.svi = f
+    return time.perf_counter() - t0
+
+
+def _parametric_layer(preps: list[_Prep], k_dense: np.ndarray) -> tuple[ESSVIFit, list[dict], float, float]:
+    """eSSVI (after every raw-SVI fit) and the diagnostics of both parametric layers, which do not involve
+    the market layer: ``(essvi, per-slice dicts, eSSVI time, diagnostics time)``."""
+    import time
+
+    t0 = time.perf_counter()
+    ts = np.array([p.q.t for p in preps])
+    # total variance must not fall with t at the money
+    theta = np.array([max(p.svi.params.total_variance(0.0), 1e-8) for p in preps])
+    ks, ws, wts = [], [], []
+    for p in preps:
+        good = p.liquid & np.isfinite(p.iv_mid)
+        idx = np.flatnonzero(good)
+        if idx.size > 60:  # evenly thinned, as for raw SVI
+            good = np.zeros_like(good)
+            good[idx[np.unique(np.round(np.linspace(0, idx.size - 1, 60)).astype(int))]] = True
+        ks.append(np.log(p.k[good]))
+        ws.append(p.iv_mid[good] ** 2 * p.q.t)
+        sp_iv = np.where(
+            np.isfinite(p.iv_ask[good]) & np.isfinite(p.iv_bid[good]), p.iv_ask[good] - p.iv_bid[good], 0.02
+        )
+        wts.append(1.0 / (2.0 * p.iv_mid[good] * p.q.t * np.maximum(sp_iv, 1e-3)) ** 2)
+    essvi = calibrate_essvi(ts, ks, ws, wts, theta)
+    t1 = time.perf_counter()
+
+    out = []
+    x_dense = np.log(k_dense)
+    prev_p = None
+    for p in preps:
+        t = p.q.t
+        x = np.log(p.k)
+        w_svi = p.svi.params.total_variance(x)
+        c_svi = _bs_call_norm(p.k, w_svi)
+        iv_svi = np.sqrt(np.maximum(w_svi, 0.0) / t)
+        w_e = essvi_total_variance(x, *essvi.params_at(t))
+        c_e = _bs_call_norm(p.k, w_e)
+        iv_e = np.sqrt(w_e / t)
+        c_svi_dense = _bs_call_norm(k_dense, p.svi.params.total_variance(x_dense))
+        bfly_svi = _dense_arbitrage(c_svi_dense, k_dense, _ARB_TOL)
+        hs = 0.5 * (p.hi - p.lo)
+        raw_cal = 0
+        if prev_p is not None:
+            liq_prev = prev_p.liquid
+            kp, bp = prev_p.k[liq_prev], prev_p.lo[liq_prev]
+            inside_prev = p.liquid & (p.k >= kp.min()) & (p.k <= kp.max())
+            raw_cal = int(np.count_nonzero(p.hi[inside_prev] < np.interp(p.k[inside_prev], kp, bp) - 1e-12))
+        out.append({
+            "iv_svi": iv_svi,
+            "iv_essvi": iv_e,
+            "svi": _layer_diag(p, c_svi, iv_svi, bfly_svi, 0),
+            "essvi": _layer_diag(p, c_e, iv_e, 0, 0),
+            "inside_svi": (c_svi >= p.lo - _INSIDE_TOL * hs) & (c_svi <= p.hi + _INSIDE_TOL * hs),
+            "raw_butterfly": _raw_butterfly(p),
+            "raw_calendar": raw_cal,
+        })
+        prev_p = p
+    return essvi, out, t1 - t0, time.perf_counter() - t1
+
+
+def _market_diagnostics(preps: list[_Prep], fits: list[dict], knots: np.ndarray, k_dense: np.ndarray) -> list[dict]:
+    """Market-layer prices, IVs and diagnostics per slice (IVs of every quote and ATM point in one call)."""
+    from volsurf.iv import implied_volatility
+
+    c_all = [_bspline_eval(knots, fit["coef"], np.append(p.k, 1.0)) for p, fit in zip(preps, fits, strict=True)]
+    cc = np.concatenate(c_all)
+    kk = np.concatenate([np.append(p.k, 1.0) for p in preps])
+    tt = np.concatenate([np.full(p.k.size + 1, p.q.t) for p in preps])
+    iv_all = np.split(implied_volatility(cc, np.ones_like(cc), kk, tt, np.ones(cc.size, dtype=bool), 1.0),
+                      np.cumsum([p.k.size + 1 for p in preps])[:-1])
+    # every slice on the dense grid at once: one basis evaluation, one gather
+    vals, first = _basis4(knots, k_dense)
+    coefs = np.stack([fit["coef"] for fit in fits])
+    c_dense_all = np.einsum("ij,sij->si", vals, coefs[:, first[:, None] + _FOUR])
+    out = []
+    prev_c = None
+    for p, fit, c_ext, iv_ext, c_dense in zip(preps, fits, c_all, iv_all, c_dense_all, strict=True):
+        c_mc, iv_mc = c_ext[:-1], iv_ext[:-1]
+        bfly = _dense_arbitrage(c_dense, k_dense, _ARB_TOL)
+        cal = 0 if prev_c is None else int(np.count_nonzero(c_dense < prev_c - _ARB_TOL))
+        hs = 0.5 * (p.hi - p.lo)
+        slack = np.zeros(p.k.size)
+        slack[fit["use"]] = fit["slack"]
+        atm_iv = iv_ext[-1]
+        out.append({
+            "iv_mc": iv_mc,
+            "diag": _layer_diag(p, c_mc, iv_mc, bfly, cal),
+            "arb_bad": p.liquid & (slack > 1e-3),
+            "inside_mc": (c_mc >= p.lo - _INSIDE_TOL * hs - 1e-12) & (c_mc <= p.hi + _INSIDE_TOL * hs + 1e-12),
+            "atm_w": float(atm_iv**2 * p.q.t) if np.isfinite(atm_iv) else p.atm_w,
+        })
+        prev_c = c_dense
+    return out
+
+
 def fit_surface(
     expiries: Sequence[ExpiryQuotes],
     *,
@@ -819,35 +1037,8 @@ def fit_surface(
             continue
         uniq.append(p)
     preps = uniq
-    t1 = time.perf_counter()
-    timings["prepare"] = t1 - t0
-
-    inputs = [_svi_inputs(p) for p in preps]
-    fits_svi = calibrate_svi_many([x[0] for x in inputs], [x[1] for x in inputs], [x[2] for x in inputs])
-    for p, f in zip(preps, fits_svi, strict=True):
-        p.svi = f
-    # total variance must not fall with t at the money
-    t2 = time.perf_counter()
-    timings["svi"] = t2 - t1
-
-    ts = np.array([p.q.t for p in preps])
-    theta = np.array([max(p.svi.params.total_variance(0.0), 1e-8) for p in preps])
-    ks, ws, wts = [], [], []
-    for p in preps:
-        good = p.liquid & np.isfinite(p.iv_mid)
-        idx = np.flatnonzero(good)
-        if idx.size > 60:  # evenly thinned, as for raw SVI
-            good = np.zeros_like(good)
-            good[idx[np.unique(np.round(np.linspace(0, idx.size - 1, 60)).astype(int))]] = True
-        ks.append(np.log(p.k[good]))
-        ws.append(p.iv_mid[good] ** 2 * p.q.t)
-        sp_iv = np.where(
-            np.isfinite(p.iv_ask[good]) & np.isfinite(p.iv_bid[good]), p.iv_ask[good] - p.iv_bid[good], 0.02
-        )
-        wts.append(1.0 / (2.0 * p.iv_mid[good] * p.q.t * np.maximum(sp_iv, 1e-3)) ** 2)
-    essvi = calibrate_essvi(ts, ks, ws, wts, theta)
-    t3 = time.perf_counter()
-    timings["essvi"] = t3 - t2
+    inputs_ready = time.perf_counter()
+    timings["prepare"] = inputs_ready - t0
 
     # common strike domain (k = K/F): the union of quoted ranges with a margin
     k_lo = min(float(p.k[p.liquid].min()) for p in preps)
@@ -855,67 +1046,40 @@ def fit_surface(
     k_dom = (max(k_lo * 0.75, 1e-3), k_hi * 1.3)
     s_min = min(float(np.sqrt(p.atm_w)) for p in preps)
     knots = _common_knots(k_dom, s_min)
-    fits = []
-    prev = None
-    for p in preps:
-        fit = _fit_slice(p, knots, prev, roughness=roughness, max_quotes=max_quotes)
-        fits.append(fit)
-        prev = fit
-    t4 = time.perf_counter()
-    timings["mc"] = t4 - t3
-
-    # diagnostics
     k_dense = np.geomspace(k_dom[0], k_dom[1], dense_points)
-    slices = []
-    prev_c = None
-    prev_p = None
-    # market-layer prices at every quote and their IVs in one vectorized call (plus the ATM points)
-    c_all = [_bspline_eval(knots, fit["coef"], np.append(p.k, 1.0)) for p, fit in zip(preps, fits, strict=True)]
-    from volsurf.iv import implied_volatility
 
-    cc = np.concatenate(c_all)
-    kk = np.concatenate([np.append(p.k, 1.0) for p in preps])
-    tt = np.concatenate([np.full(p.k.size + 1, p.q.t) for p in preps])
-    iv_all = np.split(implied_volatility(cc, np.ones_like(cc), kk, tt, np.ones(cc.size, dtype=bool), 1.0),
-                      np.cumsum([p.k.size + 1 for p in preps])[:-1])
-    for p, fit, c_ext, iv_ext in zip(preps, fits, c_all, iv_all, strict=True):
-        t = p.q.t
-        c_mc, iv_mc = c_ext[:-1], iv_ext[:-1]
-        x = np.log(p.k)
-        w_svi = p.svi.params.total_variance(x)
-        c_svi = _bs_call_norm(p.k, w_svi)
-        iv_svi = np.sqrt(np.maximum(w_svi, 0.0) / t)
-        w_e = essvi_total_variance(x, *essvi.params_at(t))
-        c_e = _bs_call_norm(p.k, w_e)
-        iv_e = np.sqrt(w_e / t)
-        c_dense = _bspline_eval(knots, fit["coef"], k_dense)
-        tol = _ARB_TOL
-        bfly = _dense_arbitrage(c_dense, k_dense, tol)
-        cal = 0 if prev_c is None else int(np.count_nonzero(c_dense < prev_c - tol))
-        w_svi_dense = p.svi.params.total_variance(np.log(k_dense))
-        c_svi_dense = _bs_call_norm(k_dense, w_svi_dense)
-        bfly_svi = _dense_arbitrage(c_svi_dense, k_dense, tol)
-        d_mc = _layer_diag(p, c_mc, iv_mc, bfly, cal)
-        d_svi = _layer_diag(p, c_svi, iv_svi, bfly_svi, 0)
-        d_e = _layer_diag(p, c_e, iv_e, 0, 0)
-        hs = 0.5 * (p.hi - p.lo)
-        slack = np.zeros(p.k.size)
-        slack[fit["use"]] = fit["slack"]
-        arb_bad = p.liquid & (slack > 1e-3)
-        raw_cal = 0
-        if prev_p is not None:
-            liq_prev = prev_p.liquid
-            kp, bp = prev_p.k[liq_prev], prev_p.lo[liq_prev]
-            inside_prev = p.liquid & (p.k >= kp.min()) & (p.k <= kp.max())
-            raw_cal = int(np.count_nonzero(p.hi[inside_prev] < np.interp(p.k[inside_prev], kp, bp) - 1e-12))
-        inside_svi = (c_svi >= p.lo - _INSIDE_TOL * hs) & (c_svi <= p.hi + _INSIDE_TOL * hs)
-        inside_mc = (c_mc >= p.lo - _INSIDE_TOL * hs - 1e-12) & (c_mc <= p.hi + _INSIDE_TOL * hs + 1e-12)
-        atm_iv = iv_ext[-1]
-        atm_w = float(atm_iv**2 * t) if np.isfinite(atm_iv) else p.atm_w
+    # The market layer (sequential QPs; Clarabel releases the GIL while it solves) runs in this thread while
+    # one worker fits the parametric layer: raw SVI in chunks of growing size (the QP of a slice needs only
+    # that slice's SVI fit, so the QPs start after the first small chunk), then eSSVI and the parametric
+    # diagnostics. Results do not depend on the overlap; the stage timings overlap and do not add up.
+    bounds = _svi_chunks(len(preps)) if _PARALLEL and _PIPELINE_SVI else [(0, len(preps))]
+    chunk_of = np.concatenate([np.full(b - a, i) for i, (a, b) in enumerate(bounds)])
+    with (ThreadPoolExecutor(max_workers=1) if _PARALLEL else _InlineExecutor()) as pool:
+        svi_jobs = [pool.submit(_fit_svi_chunk, preps[a:b]) for a, b in bounds]
+        param_job = pool.submit(_parametric_layer, preps, k_dense)
+        t3 = time.perf_counter()
+        fits = []
+        prev = None
+        for i, p in enumerate(preps):
+            svi_jobs[chunk_of[i]].result()
+            fit = _fit_slice(p, knots, prev, roughness=roughness, max_quotes=max_quotes)
+            fits.append(fit)
+            prev = fit
+        t4 = time.perf_counter()
+        timings["mc"] = t4 - t3
+        mc_diag = _market_diagnostics(preps, fits, knots, k_dense)
+        t5 = time.perf_counter()
+        essvi, param_diag, t_essvi, t_param = param_job.result()
+    timings["svi"] = float(sum(job.result() for job in svi_jobs))
+    timings["essvi"] = t_essvi
+    timings["diagnostics"] = (t5 - t4) + t_param
+
+    slices = []
+    for p, fit, dm, dp in zip(preps, fits, mc_diag, param_diag, strict=True):
         slices.append(
             SliceFit(
                 label=p.q.label,
-                t=t,
+                t=p.q.t,
                 forward=p.q.forward,
                 discount=p.q.discount,
                 strike=p.strike,
@@ -927,27 +1091,24 @@ def fit_surface(
                 iv_bid=p.iv_bid,
                 iv_mid=p.iv_mid,
                 iv_ask=p.iv_ask,
-                iv_mc=iv_mc,
-                iv_svi=iv_svi,
-                iv_essvi=iv_e,
-                inside_mc=inside_mc,
-                inside_svi=inside_svi,
-                arb_inconsistent=arb_bad,
+                iv_mc=dm["iv_mc"],
+                iv_svi=dp["iv_svi"],
+                iv_essvi=dp["iv_essvi"],
+                inside_mc=dm["inside_mc"],
+                inside_svi=dp["inside_svi"],
+                arb_inconsistent=dm["arb_bad"],
                 knots=knots,
                 coef=fit["coef"],
                 quoted_range=fit["quoted_range"],
                 svi_fit=p.svi,
-                mc=d_mc,
-                svi=d_svi,
-                essvi=d_e,
-                raw_butterfly_violations=_raw_butterfly(p),
-                raw_calendar_violations=raw_cal,
-                atm_total_variance=atm_w,
+                mc=dm["diag"],
+                svi=dp["svi"],
+                essvi=dp["essvi"],
+                raw_butterfly_violations=dp["raw_butterfly"],
+                raw_calendar_violations=dp["raw_calendar"],
+                atm_total_variance=dm["atm_w"],
             )
         )
-        prev_c = c_dense
-        prev_p = p
-    timings["diagnostics"] = time.perf_counter() - t4
     timings["total"] = time.perf_counter() - t0
     return Surface(
         slices=tuple(slices),

@@ -13,11 +13,13 @@ Calibration
 Raw SVI uses the quasi-explicit reduction (Zeliade 2009): for fixed ``(m, sigma)``, ``w`` is linear in
 ``(a, u, v)`` with ``u = b sigma (1 + rho)`` and ``v = b sigma (1 - rho)``; Lee's moment bound
 ``b (1 + |rho|) <= 2`` becomes the box ``0 <= u, v <= 2 sigma``, so the inner problem is a 3-variable
-box-constrained weighted least squares, solved exactly by enumerating the 27 active sets (vectorized over
-many ``(m, sigma)`` candidates at once). The outer ``(m, sigma)`` search is a coarse grid followed by
-zoomed grids around the three best candidates (the "several starts"). Candidates that violate Durrleman's
-condition ``g(k) >= 0`` (or give ``w <= 0``) on a check grid are penalised, so the chosen fit is free of
-butterfly arbitrage whenever any candidate is; otherwise the fit is flagged.
+box-constrained weighted least squares, solved exactly by enumerating the 27 active sets in closed form
+(vectorized over many ``(m, sigma)`` candidates at once; the weighted sums over the quotes are batched matrix
+products). The outer ``(m, sigma)`` search is a coarse grid followed by zoomed grids around the five best
+candidates (the "several starts"). Candidates that violate Durrleman's condition ``g(k) >= 0`` (or give
+``w <= 0``) on a check grid are penalised, so the chosen fit is free of butterfly arbitrage whenever any
+candidate is; otherwise the fit is flagged. The penalty ranks every violating candidate below every clean one,
+so ``g`` is checked lazily, best candidates by error first (same choice as checking all of them).
 
 eSSVI is calibrated sequentially from the shortest expiry: ``theta_i`` is the ATM total variance of the
 slice (forced non-decreasing), ``(rho_i, psi_i)`` are chosen on a grid subject to the butterfly conditions
@@ -42,8 +44,6 @@ SIGMA_REL = 2.5e-3
 RHO_MAX = 0.995  # |rho| above this: one wing is flat, the other at full slope
 LEE_SLOPE = 2.0  # Lee (2004): wing slopes of w in k cannot exceed 2
 
-# The 27 active sets of the 3-variable box problem: 0 free, 1 at the lower bound, 2 at the upper bound.
-_PATTERNS = np.array(list(itertools.product((0, 1, 2), repeat=3)), dtype=int)
 
 
 @dataclass(frozen=True)
@@ -138,10 +138,50 @@ def _solve3(mat: np.ndarray, vec: np.ndarray) -> np.ndarray:
     return np.stack([r0, r1, r2], axis=-1) / det[..., None]
 
 
+def _safe(den: np.ndarray) -> np.ndarray:
+    return np.where(np.abs(den) > 1e-300, den, 1e-300)
+
+
+def _box_candidates(n_mat: np.ndarray, rhs: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Minimisers of ``x'Nx - 2 r'x`` on the 26 faces of the box (each fixed component at a bound, the free
+    ones solving their reduced normal equations in closed form): shape (26, J, 3)."""
+    bounds = (lo, hi)
+    xs = np.empty((26, *lo.shape))
+    c = 0
+    for s0, s1, s2 in itertools.product((0, 1), repeat=3):  # vertices: nothing free
+        xs[c, :, 0], xs[c, :, 1], xs[c, :, 2] = bounds[s0][:, 0], bounds[s1][:, 1], bounds[s2][:, 2]
+        c += 1
+    for i, j, k in ((0, 1, 2), (1, 0, 2), (2, 0, 1)):
+        nii = _safe(n_mat[:, i, i])
+        for sj, sk in itertools.product((0, 1), repeat=2):  # edges: x_i free
+            xj, xk = bounds[sj][:, j], bounds[sk][:, k]
+            xs[c, :, i] = (rhs[:, i] - n_mat[:, i, j] * xj - n_mat[:, i, k] * xk) / nii
+            xs[c, :, j], xs[c, :, k] = xj, xk
+            c += 1
+        njj, nkk, njk = n_mat[:, j, j], n_mat[:, k, k], n_mat[:, j, k]
+        det = _safe(njj * nkk - njk * njk)
+        for si in (0, 1):  # faces: x_i fixed, (x_j, x_k) free
+            xi = bounds[si][:, i]
+            bj, bk = rhs[:, j] - n_mat[:, j, i] * xi, rhs[:, k] - n_mat[:, k, i] * xi
+            xs[c, :, i] = xi
+            xs[c, :, j] = (nkk * bj - njk * bk) / det
+            xs[c, :, k] = (njj * bk - njk * bj) / det
+            c += 1
+    return xs
+
+
+def _quad_value(n_mat: np.ndarray, rhs: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``x'Nx - 2 r'x`` for symmetric 3x3 ``N`` (J, 3, 3) and points ``x`` (..., J, 3)."""
+    x0, x1, x2 = x[..., 0], x[..., 1], x[..., 2]
+    quad = (n_mat[:, 0, 0] * x0 * x0 + n_mat[:, 1, 1] * x1 * x1 + n_mat[:, 2, 2] * x2 * x2
+            + 2.0 * (n_mat[:, 0, 1] * x0 * x1 + n_mat[:, 0, 2] * x0 * x2 + n_mat[:, 1, 2] * x1 * x2))
+    return quad - 2.0 * (rhs[:, 0] * x0 + rhs[:, 1] * x1 + rhs[:, 2] * x2)
+
+
 def _box_lsq(n_mat: np.ndarray, rhs: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Exact minimiser of ``x'Nx - 2 r'x`` over the box ``lo <= x <= hi``, batched over the first axis.
 
-    Candidates whose unconstrained minimiser is inside the box are done; for the others the 27 active sets
+    Candidates whose unconstrained minimiser is inside the box are done; for the others all 27 active sets
     are enumerated at once (fixed components at a bound, free ones solving the reduced normal equations);
     the best feasible candidate is the optimum (convex problem). Returns ``(x, value)``, shapes (J, 3), (J,).
     """
@@ -150,62 +190,98 @@ def _box_lsq(n_mat: np.ndarray, rhs: np.ndarray, lo: np.ndarray, hi: np.ndarray)
     if not np.all(inside):
         out = ~inside
         n_o, r_o, lo_o, hi_o = n_mat[out], rhs[out], lo[out], hi[out]
-        fixed = (_PATTERNS > 0)[:, None, :]  # (27, 1, 3)
-        bound = np.where((_PATTERNS == 1)[:, None, :], lo_o[None], hi_o[None])  # (27, J, 3)
-        mat = np.where(fixed[..., None], np.eye(3)[None, None], n_o[None])
-        vec = np.where(fixed, bound, r_o[None])
-        xs = np.where(fixed, bound, _solve3(mat, vec))
+        xs = np.concatenate([x[out][None], _box_candidates(n_o, r_o, lo_o, hi_o)])  # (27, J, 3)
         span = np.maximum(hi_o - lo_o, 1e-300)[None]
         ok = np.all((xs >= lo_o[None] - 1e-9 * span) & (xs <= hi_o[None] + 1e-9 * span), axis=2)
         xs = np.clip(xs, lo_o[None], hi_o[None])
-        nx = np.sum(n_o[None] * xs[:, :, None, :], axis=3)
-        val = np.where(ok, np.sum(xs * (nx - 2.0 * r_o[None]), axis=2), np.inf)
+        val = np.where(ok, _quad_value(n_o, r_o, xs), np.inf)
         best = np.argmin(val, axis=0)
         x = x.copy()
         x[out] = xs[best, np.arange(n_o.shape[0])]
-    val = np.sum(x * (np.sum(n_mat * x[:, None, :], axis=2) - 2.0 * rhs), axis=1)
-    return x, val
+    return x, _quad_value(n_mat, rhs, x)
 
 
-def _inner(k, w, wt, m, sig, w_max):
-    """Best ``(a, b, rho)`` for each candidate ``(m, sigma)`` (shape (J,)) on its own data ``k, w, wt`` (J, n).
+def _inner(data: dict, m: np.ndarray, sig: np.ndarray):
+    """Best ``(a, b, rho)`` for each candidate ``(m, sigma)`` (shape (S, C): C candidates for each of S slices).
 
-    Returns ``(a, b, rho, sse)``. Padding points carry zero weight.
+    Returns ``(a, b, rho, sse)``, each (S, C). Padding points carry zero weight. The weighted sums over the
+    points are batched matrix products against the per-slice weight columns.
     """
-    y = (k - m[:, None]) / sig[:, None]
+    y = (data["k"][:, None, :] - m[..., None]) / sig[..., None]
     z = np.sqrt(y * y + 1.0)
     p, q = 0.5 * (z + y), 0.5 * (z - y)  # basis of (u, v); the basis of a is 1
-    wp, wq = wt * p, wt * q
-    s1 = np.sum(wt, axis=1)
-    spp, sqq, spq = np.sum(wp * p, axis=1), np.sum(wq * q, axis=1), np.sum(wp * q, axis=1)
-    sp, sq = np.sum(wp, axis=1), np.sum(wq, axis=1)
+    wt, bw = data["wt"], data["bw"]  # bw: columns (wt, wt w), (S, n, 2)
+    p_s, q_s = p @ bw, q @ bw  # (S, C, 2): (sum wt p, sum wt p w), (sum wt q, sum wt q w)
+    p *= p
+    q *= q
+    spp, sqq = (p @ wt[:, :, None])[..., 0], (q @ wt[:, :, None])[..., 0]
+    s1 = np.broadcast_to(data["s1"][:, None], spp.shape)
+    sp, sq = p_s[..., 0], q_s[..., 0]
+    spq = 0.25 * s1  # p q = 1/4 identically
     n_mat = np.stack(
-        [np.stack([s1, sp, sq], axis=1), np.stack([sp, spp, spq], axis=1), np.stack([sq, spq, sqq], axis=1)], axis=1
-    )
-    n_mat = n_mat + 1e-14 * (s1 + spp + sqq)[:, None, None] * np.eye(3)
-    rhs = np.stack([np.sum(wt * w, axis=1), np.sum(wp * w, axis=1), np.sum(wq * w, axis=1)], axis=1)
-    lo = np.stack([-w_max, np.zeros_like(sig), np.zeros_like(sig)], axis=1)
-    hi = np.stack([w_max, LEE_SLOPE * sig, LEE_SLOPE * sig], axis=1)
+        [np.stack([s1, sp, sq], axis=-1), np.stack([sp, spp, spq], axis=-1), np.stack([sq, spq, sqq], axis=-1)],
+        axis=-2,
+    ).reshape(-1, 3, 3)
+    n_mat = n_mat + 1e-14 * (s1 + spp + sqq).reshape(-1)[:, None, None] * np.eye(3)
+    rhs = np.stack([np.broadcast_to(data["w0"][:, None], sp.shape), p_s[..., 1], q_s[..., 1]], axis=-1).reshape(-1, 3)
+    sg = sig.reshape(-1)
+    w_max = np.broadcast_to(data["w_max"][:, None], sig.shape).reshape(-1)
+    zero = np.zeros_like(sg)
+    lo = np.stack([-w_max, zero, zero], axis=1)
+    hi = np.stack([w_max, LEE_SLOPE * sg, LEE_SLOPE * sg], axis=1)
     x, val = _box_lsq(n_mat, rhs, lo, hi)
-    sse = val + np.sum(wt * w * w, axis=1)
+    sse = val + np.broadcast_to(data["wsq"][:, None], sig.shape).reshape(-1)
     a, u, v = x[:, 0], x[:, 1], x[:, 2]
-    b = (u + v) / (2.0 * sig)
+    b = (u + v) / (2.0 * sg)
     with np.errstate(divide="ignore", invalid="ignore"):
         rho = np.where(u + v > 0, (u - v) / (u + v), 0.0)
-    return a, b, rho, np.maximum(sse, 0.0)
+    shape = sig.shape
+    return a.reshape(shape), b.reshape(shape), rho.reshape(shape), np.maximum(sse, 0.0).reshape(shape)
 
 
-def _penalised(data, sid, m, sig):
-    """Inner fit plus a butterfly penalty for candidates of slices ``sid``; returns (a, b, rho, score, g_min)."""
-    k, w, wt, w_max, k_check, scale = (x[sid] for x in data)
-    a, b, rho, sse = _inner(k, w, wt, m, sig, w_max)
-    ww, w1, w2 = svi_derivatives(k_check, a[:, None], b[:, None], rho[:, None], m[:, None], sig[:, None])
-    g = durrleman_g(k_check, ww, w1, w2)
-    g_min = np.min(g, axis=1)
-    # A violating candidate scores worse than any clean one with a plausible error.
-    bad = np.where(np.isfinite(g_min), np.maximum(-g_min, 0.0), 1e6)
-    score = sse + (bad > 0) * (1.0 + bad) * (1.0 + scale)
-    return a, b, rho, score, g_min
+def _g_min(data: dict, sid: np.ndarray, a, b, rho, m, sig) -> np.ndarray:
+    """Minimum of Durrleman's ``g`` over each candidate's check grid (flat candidates of slices ``sid``)."""
+    kc = data["k_check"][sid]
+    ww, w1, w2 = svi_derivatives(kc, a[:, None], b[:, None], rho[:, None], m[:, None], sig[:, None])
+    return np.min(durrleman_g(kc, ww, w1, w2), axis=1)
+
+
+def _penalised(data: dict, m: np.ndarray, sig: np.ndarray, group: int, keep: int):
+    """Inner fit plus a butterfly penalty for candidates ``(S, C)`` split into groups of ``group`` consecutive
+    candidates; returns ``(a, b, rho, score, g_min, top)``, the first five (S, C) and ``top`` (S, C // group,
+    keep): the indices (into C) of the ``keep`` best candidates of each group, best first.
+
+    A candidate violating Durrleman's condition scores ``sse + (1 + |g_min|) (1 + sum wt w^2)``, above any
+    clean candidate (whose ``sse <= sum wt w^2``, the error of ``w = 0``). So the best ones of a group are
+    its best clean ones by ``sse`` whenever it has ``keep`` of them, and ``g`` (the costly part) is only
+    evaluated for the ``2 keep`` best by ``sse`` first, for the rest of a group only when needed. Candidates
+    never evaluated (which cannot rank first) get ``score = inf`` and ``g_min = nan``.
+    """
+    a, b, rho, sse = _inner(data, m, sig)
+    n_s, n_c = sse.shape
+    n_g = n_s * (n_c // group)
+    a_f, b_f, r_f, m_f, s_f, sse_f = (x.reshape(-1) for x in (a, b, rho, m, sig, sse))
+    score = np.full(sse_f.size, np.inf)
+    g_min = np.full(sse_f.size, np.nan)
+
+    def evaluate(idx: np.ndarray) -> None:
+        sid = idx // n_c
+        g = _g_min(data, sid, a_f[idx], b_f[idx], r_f[idx], m_f[idx], s_f[idx])
+        g_min[idx] = g
+        bad = np.where(np.isfinite(g), np.maximum(-g, 0.0), 1e6)
+        score[idx] = sse_f[idx] + (bad > 0) * (1.0 + bad) * (1.0 + data["wsq"][sid])
+
+    order = np.arange(n_g)[:, None] * group + np.argsort(sse.reshape(n_g, group), axis=1, kind="stable")
+    n_first = min(group, 2 * keep)
+    evaluate(order[:, :n_first].ravel())
+    clean = g_min[order[:, :n_first]] >= 0  # nan (not evaluated / non-finite g) compares False
+    short = np.count_nonzero(clean, axis=1) < keep
+    if np.any(short) and n_first < group:
+        evaluate(order[short, n_first:].ravel())
+    top = np.argsort(score.reshape(n_g, group), axis=1, kind="stable")[:, :keep]
+    top = top.reshape(n_s, n_c // group, keep) + (np.arange(n_c // group) * group)[None, :, None]
+    shape = sse.shape
+    return a, b, rho, score.reshape(shape), g_min.reshape(shape), top
 
 
 def calibrate_svi(k, w, weights=None, *, n_starts: int = 5, n_zoom: int = 8) -> SVIFit:
@@ -264,10 +340,18 @@ def calibrate_svi_many(
     for i in range(n_s):  # pad with zero-weight points
         kk[i, : data_k[i].size], ww[i, : data_w[i].size], wtt[i, : data_wt[i].size] = data_k[i], data_w[i], data_wt[i]
     span, k_lo = np.array(spans), np.array(kls)
-    w_max = ww.max(axis=1)
     # Check grid for Durrleman: the quoted range plus half its width on each side.
     k_check = (k_lo - 0.5 * span)[:, None] + (2.0 * span)[:, None] * np.linspace(0.0, 1.0, 41)[None, :]
-    data = (kk, ww, wtt, w_max, k_check, np.sum(wtt * ww * ww, axis=1))
+    data = {
+        "k": kk,
+        "wt": wtt,
+        "bw": np.stack([wtt, wtt * ww], axis=2),
+        "s1": np.sum(wtt, axis=1),
+        "w0": np.sum(wtt * ww, axis=1),
+        "wsq": np.sum(wtt * ww * ww, axis=1),
+        "w_max": ww.max(axis=1),
+        "k_check": k_check,
+    }
 
     n_m, n_l = 13, 11
     um = np.linspace(-0.3, 1.3, n_m)
@@ -276,46 +360,44 @@ def calibrate_svi_many(
     l_lo, l_hi = np.log(span / 300.0), np.log(2.0 * span)
     ls_c = ((l_lo[:, None] + (l_hi - l_lo)[:, None] * ul[None, :])[:, None, :] * np.ones((1, n_m, 1))).reshape(n_s, -1)
     n_c = n_m * n_l
-    sid = np.repeat(np.arange(n_s), n_c)
-    a, b, rho, score, g_min = _penalised(data, sid, m_c.ravel(), np.exp(ls_c.ravel()))
-    all_m, all_ls = [m_c.ravel()], [ls_c.ravel()]
-    all_a, all_b, all_r, all_s, all_g, all_sid = [a], [b], [rho], [score], [g_min], [sid]
     n_st = min(n_starts, n_c)
-    order = np.argsort(score.reshape(n_s, n_c), axis=1)[:, :n_st]
+    a, b, rho, score, g_min, top = _penalised(data, m_c, np.exp(ls_c), n_c, n_st)
+    all_m, all_ls = [m_c], [ls_c]
+    all_a, all_b, all_r, all_s, all_g = [a], [b], [rho], [score], [g_min]
+    order = top[:, 0, :]
     starts_m = np.take_along_axis(m_c, order, axis=1)  # (n_s, n_st)
     starts_ls = np.take_along_axis(ls_c, order, axis=1)
     dm = span * (um[1] - um[0])
     dls = (l_hi - l_lo) * (ul[1] - ul[0])
     offs = np.array([-1.0, 0.0, 1.0])
     om, ol = (g.ravel() for g in np.meshgrid(offs, offs, indexing="ij"))
-    sid_z = np.repeat(np.arange(n_s), n_st * om.size)
     for _ in range(n_zoom):
         cm = starts_m[:, :, None] + dm[:, None, None] * om[None, None, :]
         cl = starts_ls[:, :, None] + dls[:, None, None] * ol[None, None, :]
-        a_z, b_z, r_z, s_z, g_z = _penalised(data, sid_z, cm.ravel(), np.exp(cl.ravel()))
-        best = np.argmin(s_z.reshape(n_s, n_st, om.size), axis=2)
+        a_z, b_z, r_z, s_z, g_z, top = _penalised(data, cm.reshape(n_s, -1), np.exp(cl.reshape(n_s, -1)), om.size, 1)
+        best = top[:, :, 0] - (np.arange(n_st) * om.size)[None, :]
         starts_m = np.take_along_axis(cm, best[:, :, None], axis=2)[:, :, 0]
         starts_ls = np.take_along_axis(cl, best[:, :, None], axis=2)[:, :, 0]
         dm, dls = dm / 2.0, dls / 2.0
-        all_m.append(cm.ravel())
-        all_ls.append(cl.ravel())
+        all_m.append(cm.reshape(n_s, -1))
+        all_ls.append(cl.reshape(n_s, -1))
         all_a.append(a_z)
         all_b.append(b_z)
         all_r.append(r_z)
         all_s.append(s_z)
         all_g.append(g_z)
-        all_sid.append(sid_z)
-    m_all, ls_all = np.concatenate(all_m), np.concatenate(all_ls)
-    a_all, b_all, r_all = np.concatenate(all_a), np.concatenate(all_b), np.concatenate(all_r)
-    s_all, g_all, sid_all = np.concatenate(all_s), np.concatenate(all_g), np.concatenate(all_sid)
+    m_all, ls_all = np.concatenate(all_m, axis=1), np.concatenate(all_ls, axis=1)
+    a_all, b_all, r_all = (np.concatenate(x, axis=1) for x in (all_a, all_b, all_r))
+    s_all, g_all = np.concatenate(all_s, axis=1), np.concatenate(all_g, axis=1)
+    pick = np.argmin(s_all, axis=1)
     fits = []
     for i in range(n_s):
-        idx = np.flatnonzero(sid_all == i)
-        j = idx[int(np.argmin(s_all[idx]))]
-        params = SVIParams(float(a_all[j]), float(b_all[j]), float(r_all[j]), float(m_all[j]), float(np.exp(ls_all[j])))
+        j = pick[i]
+        params = SVIParams(float(a_all[i, j]), float(b_all[i, j]), float(r_all[i, j]), float(m_all[i, j]),
+                           float(np.exp(ls_all[i, j])))
         resid = params.total_variance(data_k[i]) - data_w[i]
         rmse = float(np.sqrt(np.sum(data_wt[i] * resid * resid)))
-        fits.append(SVIFit(params, rmse, float(g_all[j]), svi_flags(params, k_check[i])))
+        fits.append(SVIFit(params, rmse, float(g_all[i, j]), svi_flags(params, k_check[i])))
     return fits
 
 
@@ -473,11 +555,10 @@ def calibrate_essvi(
                 rr, pp = np.array([rho_out[i - 1] if i else 0.0]), np.array([psi_prev])
             model = essvi_total_variance(k[None, :], th[i], rr[:, None], pp[:, None])
             sse = np.sum(wt[None, :] * (model - w[None, :]) ** 2, axis=1)
-            if w_prev is not None:
-                grid_w = essvi_total_variance(k_check[None, :], th[i], rr[:, None], pp[:, None])
-                viol = np.maximum(np.max(w_prev(k_check)[None, :] - grid_w, axis=1), 0.0)
-                sse = sse + (viol > 1e-12) * (1.0 + viol) * 1e6
-            j = int(np.argmin(sse))
+            if w_prev is None:
+                j = int(np.argmin(sse))
+            else:
+                j = _first_calendar_free(sse, rr, pp, th[i], w_prev(k_check), k_check)
             best = (float(rr[j]), float(pp[j]))
         rho_out[i], psi_out[i] = best
         model = essvi_total_variance(k, th[i], rho_out[i], psi_out[i])
@@ -493,6 +574,27 @@ def calibrate_essvi(
         psi_prev, rp_prev = psi_out[i], rho_out[i] * psi_out[i]
         w_prev = _frozen_essvi(th_i, r_i, p_i)
     return ESSVIFit(t_arr, th, rho_out, psi_out, rmse, tuple(flags))
+
+
+def _first_calendar_free(sse: np.ndarray, rho: np.ndarray, psi: np.ndarray, theta: float, w_prev: np.ndarray,
+                         k_check: np.ndarray, batch: int = 16) -> int:
+    """Index of the best candidate by ``sse + (1 + viol) 1e6 [viol > 1e-12]`` (``viol``: largest shortfall of
+    ``w`` below the previous slice on ``k_check``).
+
+    The penalty dwarfs any squared error of total variances, so the best candidate is the first calendar-free
+    one in ``sse`` order when there is one: the check grid is evaluated for a few candidates at a time in
+    that order, and for all of them only when the first batch has none (then the penalised minimum).
+    """
+    order = np.argsort(sse, kind="stable")
+    head = order[:batch]
+    grid_w = essvi_total_variance(k_check[None, :], theta, rho[head, None], psi[head, None])
+    viol = np.maximum(np.max(w_prev[None, :] - grid_w, axis=1), 0.0)
+    ok = np.flatnonzero(viol <= 1e-12)
+    if ok.size:
+        return int(head[ok[0]])
+    grid_w = essvi_total_variance(k_check[None, :], theta, rho[:, None], psi[:, None])
+    viol = np.maximum(np.max(w_prev[None, :] - grid_w, axis=1), 0.0)
+    return int(np.argmin(sse + (viol > 1e-12) * (1.0 + viol) * 1e6))
 
 
 def _frozen_essvi(theta: float, rho: float, psi: float):

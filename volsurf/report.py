@@ -309,9 +309,8 @@ def draw_charts(analysis: Analysis, out_dir: Path, progress: Callable[[str], Non
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    from volsurf.plots import gex_plots, skew_plots, surface_plots
+    from volsurf.plots import gex_plots, save_figure, skew_plots, surface_plots
 
     step = progress or (lambda _name: None)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -321,11 +320,7 @@ def draw_charts(analysis: Analysis, out_dir: Path, progress: Callable[[str], Non
     charts: dict[str, Path] = {}
 
     def save(name: str, obj: Any) -> None:
-        fig = obj if hasattr(obj, "savefig") else obj.figure
-        path = out_dir / f"{name}.png"
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-        charts[name] = path
+        charts[name] = Path(save_figure(obj, out_dir / name, dpi=90)[0])
 
     step("charts: surface")
     save("smiles", surface_plots.plot_smiles_grid(analysis.surface, max_panels=9, underlying=und, trade_date=td))

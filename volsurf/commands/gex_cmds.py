@@ -24,11 +24,9 @@ def _bn(x: float | None) -> float | None:
 
 
 def _save(ax: Any, path: Path) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig = ax.get_figure()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return str(path)
+    from volsurf.plots import save_figure
+
+    return save_figure(ax, path, dpi=110)[0]
 
 
 def _plots(rep: Any, plot_dir: str) -> list[str]:

@@ -30,11 +30,9 @@ CM_COLUMNS = ["days", "atm_iv", "rr25", "bf25", "put_skew_10d", "put_skew_90_100
 
 
 def _save(ax: Any, path: Path) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig = ax.get_figure()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return str(path)
+    from volsurf.plots import save_figure
+
+    return save_figure(ax, path, dpi=110)[0]
 
 
 def _skew_plots(m: Any, plot_dir: str) -> list[str]:

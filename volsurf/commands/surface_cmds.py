@@ -15,15 +15,9 @@ SINGLE_SMILE_DAYS = (7.0, 30.0, 90.0, 365.0)
 
 def _save(fig: Any, out_dir: Path, stem: str, svg: bool) -> list[str]:
     """Write ``stem.png`` (and ``stem.svg``), then release the figure."""
-    if fig.get_layout_engine() is None:
-        fig.tight_layout()
-    written = []
-    for ext in ("png", "svg") if svg else ("png",):
-        path = out_dir / f"{stem}.{ext}"
-        fig.savefig(path, dpi=110)
-        written.append(str(path))
-    fig.clf()
-    return written
+    from volsurf.plots import save_figure
+
+    return save_figure(fig, out_dir / stem, dpi=110, formats=("png", "svg") if svg else ("png",))
 
 
 def write_surface_plots(surface: Any, *, underlying: str, trade_date: Any, plot_dir: str | Path,

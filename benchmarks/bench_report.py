@@ -5,6 +5,7 @@ Run on demand: ``.venv/bin/python benchmarks/bench_report.py [CHAIN]``. Target: 
 
 from __future__ import annotations
 
+import itertools
 import sys
 import tempfile
 import time
@@ -37,7 +38,7 @@ def main() -> int:
             best = (total, list(stamps))
     total, marks = best
     print(f"volsurf report {chain.name}: best of 3 = {total:.2f} s end to end (target < 5 s)")
-    for (name, t_a), (_, t_b) in zip(marks[:-1], marks[1:], strict=True):
+    for (name, t_a), (_, t_b) in itertools.pairwise(marks):
         print(f"  {name:<18} {t_b - t_a:6.2f} s")
     import subprocess
 

@@ -113,3 +113,16 @@ def test_enrich_is_pure():
     b = enrich(snap)
     pd.testing.assert_frame_equal(snap.frame, before)
     pd.testing.assert_frame_equal(a.frame, b.frame)
+
+
+def test_light_enrich_matches_full_where_it_overlaps():
+    snap = load(REAL / "cboe_ralph-e-boy_gamma-chart/2025-06-09_1652/quotedata.csv") if REAL.exists() else None
+    if snap is None:
+        pytest.skip("no ../shared")
+    full = enrich(snap)
+    light = enrich(snap, quote_ivs=False, greeks=False)
+    for col in ("iv_bid", "iv_ask", "delta", "gamma", "vega", "theta"):
+        assert col not in light.frame and col in full.frame
+    for col in ("t", "forward", "discount", "mid", "iv_mid", "iv_status", "otm"):
+        pd.testing.assert_series_equal(light.frame[col], full.frame[col])
+    pd.testing.assert_frame_equal(light.expiries, full.expiries)

@@ -112,3 +112,12 @@ def test_pairs_need_both_sides():
     })
     p = parity_pairs(f)
     assert len(p) == 1 and p["c_mid"].iloc[0] == pytest.approx(5.1) and p["spread"].iloc[0] == pytest.approx(0.4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=60))
+def test_fast_median_equals_numpy(values):
+    from volsurf.forwards import _median
+
+    a = np.asarray(values)
+    assert _median(a) == np.median(a)

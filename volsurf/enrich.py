@@ -77,12 +77,53 @@ def atm_iv_by_expiry(frame: pd.DataFrame) -> pd.Series:
     return (j["iv_mid_lo"] + w * (j["iv_mid_hi"] - j["iv_mid_lo"])).rename("atm_iv")
 
 
+def _group_codes(f: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per-row (expiry, root) group id in ``groupby(["expiry", "root"], sort=True)`` order and the first row of
+    each group; None when a key is missing (the pandas groupby, which drops such rows, is used then)."""
+    exp_codes, _ = pd.factorize(f["expiry"], sort=True)
+    root_codes, roots = pd.factorize(f["root"], sort=True)
+    if (exp_codes < 0).any() or (root_codes < 0).any():
+        return None
+    uniq, gid = np.unique(exp_codes.astype(np.int64) * len(roots) + root_codes, return_inverse=True)
+    gid = gid.ravel()
+    first = np.full(uniq.size, -1, dtype=np.int64)
+    first[gid[::-1]] = np.arange(gid.size)[::-1]
+    return gid, first
+
+
+def _atm_iv_by_group(gid: np.ndarray, n_groups: int, otm: np.ndarray, k: np.ndarray, iv: np.ndarray) -> np.ndarray:
+    """:func:`atm_iv_by_expiry` per group id (NaN where a side is missing), without pandas sorts and joins."""
+    use = otm & np.isfinite(iv)
+    g, kk, vv = gid[use], k[use], iv[use]
+    out = np.full(n_groups, np.nan)
+    below, above = kk < 0, kk >= 0
+    if not (below.any() and above.any()):
+        return out
+    # nearest quote below the forward: the largest negative k; above: the smallest non-negative k
+    ob = np.lexsort((kk[below], g[below]))
+    gb, kb, vb = g[below][ob], kk[below][ob], vv[below][ob]
+    last_b = np.r_[gb[1:] != gb[:-1], True]
+    oa = np.lexsort((kk[above], g[above]))
+    ga, ka, va = g[above][oa], kk[above][oa], vv[above][oa]
+    first_a = np.r_[True, ga[1:] != ga[:-1]]
+    lo_k, lo_v = np.full(n_groups, np.nan), np.full(n_groups, np.nan)
+    hi_k, hi_v = np.full(n_groups, np.nan), np.full(n_groups, np.nan)
+    lo_k[gb[last_b]], lo_v[gb[last_b]] = kb[last_b], vb[last_b]
+    hi_k[ga[first_a]], hi_v[ga[first_a]] = ka[first_a], va[first_a]
+    both = np.isfinite(lo_k) & np.isfinite(hi_k)
+    w = (0 - lo_k[both]) / (hi_k[both] - lo_k[both])
+    out[both] = lo_v[both] + w * (hi_v[both] - lo_v[both])
+    return out
+
+
 def enrich(
     snapshot: Snapshot,
     *,
     default_rate: float = DEFAULT_RATE,
     default_dividend_yield: float = DEFAULT_DIVIDEND_YIELD,
     valuation_time: pd.Timestamp | None = None,
+    quote_ivs: bool = True,
+    greeks: bool = True,
 ) -> EnrichedSnapshot:
     """Add t, forward, discount, bid/mid/ask IV, status and greeks to every contract.
 
@@ -96,6 +137,11 @@ def enrich(
         Used only where put-call parity cannot identify the forward or discount (see :mod:`volsurf.forwards`).
     valuation_time : Timestamp, optional
         Overrides ``snapshot.meta.valuation_time`` (e.g. to value at a later time of day).
+    quote_ivs : bool
+        Also solve the bid and ask IVs (``iv_bid``, ``iv_ask``); False leaves those columns out (the mid IV,
+        status and ``otm`` are always there). Skew tracking needs only the mid.
+    greeks : bool
+        Also add ``delta``, ``gamma``, ``vega``, ``theta``; False leaves them out.
     """
     from volsurf.iv import implied_volatility_with_status
 
@@ -103,12 +149,30 @@ def enrich(
     val = meta.valuation_time if valuation_time is None else pd.Timestamp(valuation_time)
     f = snapshot.frame.copy()
     f["t"] = year_fraction(val, f["expiry"])
-    f = f.loc[f["t"] > 0].reset_index(drop=True)  # only when valuation_time is overridden past some expiry
+    live = f["t"].to_numpy() > 0
+    if not (live.all() and f.index.equals(pd.RangeIndex(len(f)))):
+        f = f.loc[live].reset_index(drop=True)  # only when valuation_time is overridden past some expiry
 
-    t_by_expiry = f.groupby(["expiry", "root"], sort=True)["t"].first()
+    codes = _group_codes(f)
+    if codes is not None:
+        gid, first_row = codes
+        t_by_expiry = pd.Series(
+            f["t"].to_numpy()[first_row],
+            index=pd.MultiIndex.from_arrays(
+                [f["expiry"].iloc[first_row], f["root"].iloc[first_row]], names=["expiry", "root"]
+            ),
+            name="t",
+        )
+    else:
+        t_by_expiry = f.groupby(["expiry", "root"], sort=True)["t"].first()
     fw = implied_forwards(f, t_by_expiry, meta.spot, default_rate=default_rate,
                           default_dividend_yield=default_dividend_yield)
-    f = f.merge(fw[["expiry", "root", "forward", "discount"]], on=["expiry", "root"], how="left")
+    if codes is not None:
+        # fw has one row per group in group order: broadcast by group id (a merge costs more)
+        f["forward"] = fw["forward"].to_numpy()[gid]
+        f["discount"] = fw["discount"].to_numpy()[gid]
+    else:
+        f = f.merge(fw[["expiry", "root", "forward", "discount"]], on=["expiry", "root"], how="left")
 
     bid, ask = f["bid"].to_numpy(), f["ask"].to_numpy()
     usable = (bid > 0) & (ask >= bid)
@@ -118,28 +182,41 @@ def enrich(
     is_call = (f["type"] == "call").to_numpy()
 
     iv_mid, st_mid = implied_volatility_with_status(mid, fwd, k, t, is_call, disc)
-    iv_bid, _ = implied_volatility_with_status(np.where(bid > 0, bid, np.nan), fwd, k, t, is_call, disc)
-    iv_ask, _ = implied_volatility_with_status(np.where(ask > 0, ask, np.nan), fwd, k, t, is_call, disc)
+    if quote_ivs:
+        iv_bid, _ = implied_volatility_with_status(np.where(bid > 0, bid, np.nan), fwd, k, t, is_call, disc)
+        iv_ask, _ = implied_volatility_with_status(np.where(ask > 0, ask, np.nan), fwd, k, t, is_call, disc)
     status = _status_names(st_mid)
     with np.errstate(invalid="ignore"):
         status = np.where(~(bid > 0), "no_bid", np.where(bid > ask, "crossed", status))
-    f["iv_bid"], f["iv_mid"], f["iv_ask"] = iv_bid, iv_mid, iv_ask
+    if quote_ivs:
+        f["iv_bid"], f["iv_mid"], f["iv_ask"] = iv_bid, iv_mid, iv_ask
+    else:
+        f["iv_mid"] = iv_mid
     f["iv_status"] = status
-    f["otm"] = np.where(is_call, k >= fwd, k < fwd)
+    otm = np.where(is_call, k >= fwd, k < fwd)
+    f["otm"] = otm
 
-    spot = meta.spot
-    carry = fwd / spot
-    sig = np.where(np.isfinite(iv_mid), iv_mid, np.nan)
-    f["delta"] = pricing.delta(fwd, k, t, sig, is_call, disc) * carry
-    f["gamma"] = np.where(np.isfinite(sig), pricing.spot_gamma(spot, fwd, k, t, sig, disc), np.nan)
-    f["vega"] = np.where(np.isfinite(sig), pricing.vega(fwd, k, t, sig, disc) / 100.0, np.nan)
-    f["theta"] = np.where(np.isfinite(sig), pricing.theta(fwd, k, t, sig, is_call, disc) / 365.0, np.nan)
+    if greeks:
+        spot = meta.spot
+        carry = fwd / spot
+        sig = np.where(np.isfinite(iv_mid), iv_mid, np.nan)
+        f["delta"] = pricing.delta(fwd, k, t, sig, is_call, disc) * carry
+        f["gamma"] = np.where(np.isfinite(sig), pricing.spot_gamma(spot, fwd, k, t, sig, disc), np.nan)
+        f["vega"] = np.where(np.isfinite(sig), pricing.vega(fwd, k, t, sig, disc) / 100.0, np.nan)
+        f["theta"] = np.where(np.isfinite(sig), pricing.theta(fwd, k, t, sig, is_call, disc) / 365.0, np.nan)
 
     exp = fw.copy()
-    first = f.groupby(["expiry", "root"], sort=True)[["expiry_date", "settlement"]].first()
-    exp = exp.join(first, on=["expiry", "root"])
-    atm = atm_iv_by_expiry(f)
-    exp = exp.join(atm, on=["expiry", "root"])
+    if codes is not None and not f[["expiry_date", "settlement"]].iloc[first_row].isna().to_numpy().any():
+        exp["expiry_date"] = f["expiry_date"].iloc[first_row].to_numpy()
+        exp["settlement"] = f["settlement"].iloc[first_row].to_numpy()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            k_log = np.log(k / fwd)
+        exp["atm_iv"] = _atm_iv_by_group(gid, len(first_row), otm, k_log, iv_mid)
+    else:
+        first = f.groupby(["expiry", "root"], sort=True)[["expiry_date", "settlement"]].first()
+        exp = exp.join(first, on=["expiry", "root"])
+        atm = atm_iv_by_expiry(f)
+        exp = exp.join(atm, on=["expiry", "root"])
     exp = exp[["expiry", "root", "expiry_date", "settlement", "t", "forward", "discount", "rate", "dividend_yield",
                "atm_iv", "method", "n_pairs", "parity_residual_max"]]
     assumptions = {

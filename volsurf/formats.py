@@ -23,7 +23,9 @@ import io
 import json
 import os
 import re
+from collections import defaultdict
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +36,7 @@ from volsurf.snapshot import COLUMNS, FLOAT_COLUMNS, HYGIENE_RULES, NY, Snapshot
 from volsurf.timing import settlement_for_root, settlement_times
 
 CANONICAL_MAGIC = "# volsurf-canonical v1"
+CANONICAL_FLOAT_FORMAT = "%.10g"
 MISSING_TOKENS = frozenset({"", "-", "--", "n/a", "na", "nan", "none", "null"})
 VENDOR_IV_PLACEHOLDER = 1e-4  # yfinance writes 1e-05 for "no IV"
 WEEKLY_SUFFIXES = ("W", "P")  # SPXW -> SPX, NDXP -> NDX, RUTW -> RUT
@@ -58,14 +61,19 @@ def _read_text(path: str) -> str:
             break
         except UnicodeDecodeError:
             continue
+    if "\r" not in text:
+        return text
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _binary_share(chunk: bytes) -> float:
     if not chunk:
         return 0.0
-    control = sum(1 for b in chunk if b < 32 and b not in (9, 10, 13))
+    control = len(chunk) - len(chunk.translate(None, _CONTROL_BYTES))
     return control / len(chunk)
+
+
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 13))
 
 
 def _parse_numbers(values: pd.Series, path: str, column: str, line_numbers: np.ndarray) -> np.ndarray:
@@ -185,6 +193,31 @@ def _underlying_from_roots(roots: Iterable[str]) -> str:
     return r
 
 
+def _per_distinct(values: pd.Series | np.ndarray, fn: Callable[[object], object]) -> np.ndarray:
+    """``fn`` applied to every element, evaluated once per distinct value (object array).
+
+    Chains repeat a handful of roots, dates and labels over thousands of rows; a Python call per distinct value
+    plus an integer take is far cheaper than a pandas string op or ``map`` over every row.
+    """
+    codes, uniq = pd.factorize(values, use_na_sentinel=False)
+    mapped = np.empty(len(uniq), dtype=object)
+    mapped[:] = [fn(u) for u in uniq]
+    return mapped[codes]
+
+
+def _str_per_distinct(values: pd.Series, fn: Callable[[object], object]):
+    """:func:`_per_distinct` as a string column array: only the distinct results are converted to the string
+    dtype (pandas infers it as for any column of str), then taken per row (no per-row object conversion)."""
+    codes, uniq = pd.factorize(values, use_na_sentinel=False)
+    if len(uniq) == 0:
+        return pd.Series(np.empty(0, dtype=object)).astype(str).array
+    return pd.Series([fn(u) for u in uniq]).take(codes).array
+
+
+def _clean_root(r: object) -> object:
+    return r.strip().upper() if isinstance(r, str) else r
+
+
 def contract_ids(roots: np.ndarray, expiry_dates: pd.Series, is_call: np.ndarray, strikes: np.ndarray) -> np.ndarray:
     """OCC-style ids without root padding: ROOT + YYMMDD + C/P + strike*1000 as 8 digits."""
     yymmdd = pd.to_datetime(expiry_dates).dt.strftime("%y%m%d").to_numpy()
@@ -225,9 +258,9 @@ def _finalize(
     from volsurf import calendar
 
     df = df.copy()
-    df["root"] = df["root"].astype(str).str.strip().str.upper()
+    df["root"] = _str_per_distinct(df["root"].astype(str), _clean_root) if len(df) else df["root"].astype(str)
     if "settlement" not in df or df["settlement"].isna().any():
-        df["settlement"] = df["root"].map({r: settlement_for_root(r) for r in df["root"].unique()})
+        df["settlement"] = _str_per_distinct(df["root"], settlement_for_root)
     df["expiry"] = settlement_times(df["expiry_date"], df["settlement"]) if len(df) else pd.DatetimeIndex([], tz=NY)
     is_call = (df["type"] == "call").to_numpy()
     if "contract" not in df or df["contract"].isna().any() or (df["contract"].astype(str).str.len() < 10).any():
@@ -238,9 +271,9 @@ def _finalize(
         df[c] = df[c].astype(float)
 
     if trade_date is None:
-        trade_date = calendar.trade_date_for(quote_time)
+        trade_date = _trade_date_for(quote_time)
     if valuation_time is None:
-        valuation_time = calendar.valuation_time_for(quote_time)
+        valuation_time = _valuation_time_for(quote_time)
 
     warnings: list[str] = []
     if len(df):
@@ -274,16 +307,17 @@ def _finalize(
             "vendor_iv_missing": ~(df["vendor_iv"].to_numpy() > VENDOR_IV_PLACEHOLDER),
             "missing_oi": np.isnan(df["open_interest"].to_numpy()),
         }
-    flags = np.full(len(df), "", dtype=object)
-    for name, mask in rules.items():
+    # Flags as a bit code per row, spelled out once per distinct code (string joins per row are slow).
+    code = np.zeros(len(df), dtype=np.int64)
+    for bit, (name, mask) in enumerate(rules.items()):
         counts[name] = int(mask.sum())
-        flags = np.where(mask, np.where(flags == "", name, flags + ";" + name), flags)
-    df["flags"] = flags
+        code |= mask.astype(np.int64) << bit
+    names = list(rules)
+    df["flags"] = _str_per_distinct(pd.Series(code), lambda c: ";".join(n for b, n in enumerate(names) if c >> b & 1))
     df.loc[rules["vendor_iv_missing"], "vendor_iv"] = np.nan
     warnings.extend(extra_warnings)
 
-    df = df.sort_values(["expiry", "root", "strike", "type"], kind="stable").reset_index(drop=True)
-    df = df[list(COLUMNS)]
+    df = _sort_chain(df)[list(COLUMNS)]
     meta = SnapshotMeta(
         underlying=underlying or _underlying_from_roots(df["root"].unique()),
         spot=float(spot),
@@ -299,6 +333,42 @@ def _finalize(
     gone = pd.concat(removed, ignore_index=True)
     gone["flags"] = ""
     return Snapshot(frame=df, meta=meta, removed=gone[[*COLUMNS, "reason"]])
+
+
+def _sort_chain(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows ordered by expiry, root, strike, type (stable), with a fresh index.
+
+    Same order as ``sort_values([...], kind="stable")``, computed on integer codes with ``np.lexsort`` and
+    skipped when the rows are already in order (the take of arrow string columns costs as much as the sort).
+    Missing keys fall back to pandas, which puts them last.
+    """
+    keys = ["expiry", "root", "strike", "type"]
+    if df[keys].isna().to_numpy().any():
+        return df.sort_values(keys, kind="stable").reset_index(drop=True)
+    exp_codes, _ = pd.factorize(pd.DatetimeIndex(df["expiry"]).asi8, sort=True)
+    root_codes, roots = pd.factorize(df["root"], sort=True)
+    type_codes, _ = pd.factorize(df["type"], sort=True)
+    group = exp_codes * len(roots) + root_codes
+    strike = df["strike"].to_numpy(dtype=float)
+    if len(df) > 1:
+        dg, ds, dt = np.diff(group), np.diff(strike), np.diff(type_codes)
+        if np.all((dg > 0) | ((dg == 0) & ((ds > 0) | ((ds == 0) & (dt >= 0))))):
+            return df.reset_index(drop=True)
+    return df.take(np.lexsort((type_codes, strike, group))).reset_index(drop=True)
+
+
+@lru_cache(maxsize=512)
+def _trade_date_for(quote_time: pd.Timestamp):
+    from volsurf import calendar
+
+    return calendar.trade_date_for(quote_time)
+
+
+@lru_cache(maxsize=512)
+def _valuation_time_for(quote_time: pd.Timestamp) -> pd.Timestamp:
+    from volsurf import calendar
+
+    return calendar.valuation_time_for(quote_time)
 
 
 def _require_columns(path: str, header: list[str], required: Iterable[str], header_line: int) -> None:
@@ -370,24 +440,27 @@ def _load_cboe(path: str, text: str, lines: list[str], **_: object) -> Snapshot:
         raise FormatError(path, "no 'Date:' line above the header", line=hi, expected="a line such as 'Date: May 1, 2025 at 4:49 PM EDT,...'")
 
     raw, line_no = _cboe_body(path, lines, hi)
-    exp = pd.to_datetime(raw[0], format="%a %b %d %Y", errors="coerce")
-    if exp.isna().any():
-        i = int(np.flatnonzero(exp.isna().to_numpy())[0])
+    # Parse and format each distinct expiry once (tens of dates over thousands of rows).
+    exp_codes, exp_uniq = pd.factorize(raw[0], use_na_sentinel=False)
+    exp_parsed = pd.DatetimeIndex(pd.to_datetime(pd.Series(exp_uniq, dtype=object), format="%a %b %d %Y", errors="coerce"))
+    exp_bad = exp_parsed.isna()[exp_codes]
+    if exp_bad.any():
+        i = int(np.flatnonzero(exp_bad)[0])
         raise FormatError(path, f"cannot read expiry {raw[0].iloc[i]!r}", line=int(line_no[i]), column="Expiration Date", expected="a date like 'Fri Sep 15 2023'")
     strike = raw[11].to_numpy(dtype=float)
     if not (strike > 0).all():
         i = int(np.flatnonzero(~(strike > 0))[0])
         raise FormatError(path, f"strike {raw[11].iloc[i]!r} is not a positive number", line=int(line_no[i]), column="Strike", expected="a positive strike")
-    expiry_date = exp.dt.strftime("%Y-%m-%d").to_numpy()
+    expiry_date = pd.Series(np.asarray(exp_parsed.strftime("%Y-%m-%d"), dtype=object).tolist()).take(exp_codes).array
     fields = ["last", "_net", "bid", "ask", "volume", "vendor_iv", "vendor_delta", "vendor_gamma", "open_interest"]
 
     def side(first: int, kind: str) -> pd.DataFrame:
         sym = raw[first].astype(str).str.strip()
         d = pd.DataFrame(
             {
-                "contract": sym.to_numpy(dtype=object),
+                "contract": sym.array,
                 # compact OCC: ROOT + YYMMDD + C/P + 8-digit strike -> the root is all but the last 15 characters
-                "root": sym.str[:-15].to_numpy(dtype=object),
+                "root": sym.str[:-15].array,
                 "expiry_date": expiry_date,
                 "strike": strike,
                 "type": kind,
@@ -701,13 +774,78 @@ def write_canonical(snapshot: Snapshot, path: str | Path | None = None) -> str:
         f"# warnings: {json.dumps(list(m.warnings))}",
     ]
     f = snapshot.frame.copy()
-    f["expiry"] = f["expiry"].map(lambda x: x.isoformat())
-    body = f.to_csv(index=False, float_format="%.10g", lineterminator="\n")
+    f["expiry"] = _per_distinct(f["expiry"], lambda x: x.isoformat())
+    for c in f.columns:
+        v = f[c].to_numpy()
+        if v.dtype == np.float64 and not (np.signbit(v) & (v == 0)).any():  # factorize merges -0.0 into 0.0
+            # What to_csv(float_format=CANONICAL_FLOAT_FORMAT) writes, formatted once per distinct value (to_csv
+            # formats every cell in Python; chains repeat strikes, volumes and open interest).
+            f[c] = _per_distinct(v, lambda x: "" if x != x else CANONICAL_FLOAT_FORMAT % x)
+    body = f.to_csv(index=False, float_format=CANONICAL_FLOAT_FORMAT, lineterminator="\n")
     text = "\n".join(head) + "\n" + body
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(text, encoding="utf-8")
     return text
+
+
+# Missing-number spellings the fast canonical read accepts; anything else that is not a plain number makes the C
+# parser fail and the checked path (:func:`_parse_numbers`, case-insensitive, exact error lines) take over.
+_FAST_NA = sorted({v for t in MISSING_TOKENS for v in (t, t.upper(), t.capitalize())} | {"NaN", "N/A"})
+
+
+def _canonical_body_fast(text: str) -> pd.DataFrame | None:
+    """The canonical body with float columns typed by the CSV reader itself, or None.
+
+    pyarrow's CSV reader when it is installed (several times faster than pandas' C parser at building string
+    columns), else pandas' C parser. None when anything is unusual (missing or duplicate columns, padded
+    fields, a field the float parser rejects): the caller then takes the string path with per-field checks,
+    which gives the same values for every file this accepts.
+    """
+    lines = text.split("\n", 64)
+    start = 0
+    while start < len(lines) and (not lines[start].strip() or lines[start].startswith("#")):
+        start += 1
+    if start >= len(lines) - 1:
+        return None  # header not within the first lines, or no body: leave it to the checked path
+    header = next(csv.reader([lines[start]]))
+    if header != [h.strip() for h in header] or len(set(header)) != len(header) or not set(COLUMNS) <= set(header):
+        return None
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pa_compute
+        import pyarrow.csv as pa_csv
+    except ImportError:
+        pa = None
+    if pa is not None:
+        types = {c: (pa.float64() if c in FLOAT_COLUMNS else pa.string()) for c in header}
+        try:
+            table = pa_csv.read_csv(
+                io.BytesIO(text.encode("utf-8")),
+                read_options=pa_csv.ReadOptions(skip_rows=start, use_threads=False),
+                convert_options=pa_csv.ConvertOptions(
+                    column_types=types, null_values=_FAST_NA, strings_can_be_null=False, quoted_strings_can_be_null=False
+                ),
+            )
+        except (pa.ArrowException, ValueError):
+            return None
+        for c in header:
+            if c not in FLOAT_COLUMNS and any(
+                pa_compute.any(pa_compute.starts_with(table[c], ws)).as_py() for ws in (" ", "\t")
+            ):
+                return None  # padded fields: the checked path strips them (skipinitialspace)
+        return table.to_pandas()
+    dtype = defaultdict(lambda: str, dict.fromkeys(FLOAT_COLUMNS, "float64"))
+    try:
+        df = pd.read_csv(
+            io.StringIO(text), skiprows=start, dtype=dtype, keep_default_na=False,
+            na_values=dict.fromkeys(FLOAT_COLUMNS, _FAST_NA), skipinitialspace=True, engine="c",
+        )
+    except (ValueError, pd.errors.ParserError):
+        return None
+    if not all(df[c].dtype == np.float64 for c in FLOAT_COLUMNS):
+        return None
+    return df
 
 
 def _load_canonical(path: str, text: str, lines: list[str], **_: object) -> Snapshot:
@@ -723,11 +861,16 @@ def _load_canonical(path: str, text: str, lines: list[str], **_: object) -> Snap
     for key in ("underlying", "spot", "quote_time", "trade_date", "valuation_time", "hygiene"):
         if key not in meta:
             raise FormatError(path, f"canonical header lacks '# {key}:'", line=n_head, expected=f"a '# {key}: ...' line")
-    df, line_no = _read_long_csv(path, text)
-    _require_columns(path, list(df.columns), COLUMNS, n_head + 1)
-    for c in FLOAT_COLUMNS:
-        df[c] = _num(df, c, path, line_no)
-    df["expiry"] = pd.to_datetime(df["expiry"], utc=True).dt.tz_convert(NY)
+    df = _canonical_body_fast(text)
+    if df is None:
+        df, line_no = _read_long_csv(path, text)
+        _require_columns(path, list(df.columns), COLUMNS, n_head + 1)
+        for c in FLOAT_COLUMNS:
+            df[c] = _num(df, c, path, line_no)
+    # Parse each distinct settlement instant once (a chain has tens of expiries over thousands of rows).
+    codes, uniq = pd.factorize(df["expiry"], use_na_sentinel=False)
+    expiry = pd.DatetimeIndex(pd.to_datetime(np.asarray(uniq, dtype=object), utc=True)).tz_convert(NY)
+    df["expiry"] = expiry.take(codes)
     df["flags"] = df["flags"].fillna("")
     try:
         hygiene = {k: int(v) for k, v in json.loads(meta["hygiene"]).items()}

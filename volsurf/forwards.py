@@ -24,8 +24,8 @@ the method, and the parity residuals.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -71,16 +71,96 @@ def parity_pairs(frame: pd.DataFrame) -> pd.DataFrame:
     return out[["expiry", "root", "strike", "c_mid", "p_mid", "spread"]]
 
 
+def _pairs_by_key(frame: pd.DataFrame) -> dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """:func:`parity_pairs` split per (expiry, root): ``{(expiry, root): (strike, c_mid, p_mid, spread)}``.
+
+    Same pairs in the same order as ``parity_pairs(frame).sort_values(["expiry", "root"], kind="stable")``,
+    matched with integer keys and ``searchsorted`` (a pandas merge and groupby cost more than all the fits).
+    Frames with missing keys or two puts at one (expiry, root, strike) take the pandas path.
+    """
+    bid, ask = frame["bid"].to_numpy(dtype=float), frame["ask"].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore"):
+        ok = (bid > 0) & (ask >= bid)
+    calls = np.flatnonzero(ok & (frame["type"] == "call").to_numpy(dtype=bool))
+    puts = np.flatnonzero(ok & (frame["type"] == "put").to_numpy(dtype=bool))
+    expiry = frame["expiry"]
+    strike = frame["strike"].to_numpy(dtype=float)
+    exp_codes, _ = pd.factorize(expiry, sort=True)
+    root_codes, roots = pd.factorize(frame["root"], sort=True)
+    strike_codes, strikes = pd.factorize(strike)
+    used = np.concatenate((calls, puts))
+    if not used.size:
+        return {}
+    if (exp_codes[used] < 0).any() or (root_codes[used] < 0).any() or (strike_codes[used] < 0).any():
+        return _pairs_by_key_pandas(frame)
+    group = exp_codes.astype(np.int64) * len(roots) + root_codes
+    combo = group * len(strikes) + strike_codes
+    put_combo = combo[puts]
+    order = np.argsort(put_combo, kind="stable")
+    sorted_puts = put_combo[order]
+    if sorted_puts.size > 1 and (np.diff(sorted_puts) == 0).any():
+        return _pairs_by_key_pandas(frame)  # duplicate puts: a merge pairs every combination
+    pos = np.searchsorted(sorted_puts, combo[calls])
+    hit = pos < sorted_puts.size
+    hit[hit] = sorted_puts[pos[hit]] == combo[calls][hit]
+    c_rows = calls[hit]
+    p_rows = puts[order[pos[hit]]]
+    # calls in frame order (the merge keeps the left order), then a stable sort by (expiry, root)
+    by_group = np.argsort(group[c_rows], kind="stable")
+    c_rows, p_rows = c_rows[by_group], p_rows[by_group]
+    c_mid, p_mid = (bid[c_rows] + ask[c_rows]) / 2, (bid[p_rows] + ask[p_rows]) / 2
+    spread = (ask[c_rows] - bid[c_rows]) + (ask[p_rows] - bid[p_rows])
+    k = strike[c_rows]
+    g = group[c_rows]
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]]) if g.size else np.zeros(0, dtype=np.int64)
+    ends = np.r_[starts[1:], g.size]
+    first_rows = c_rows[starts]
+    exp_first = expiry.iloc[first_rows].tolist()
+    root_first = frame["root"].iloc[first_rows].tolist()
+    return {
+        (e, r): (k[a:b], c_mid[a:b], p_mid[a:b], spread[a:b])
+        for e, r, a, b in zip(exp_first, root_first, starts.tolist(), ends.tolist(), strict=True)
+    }
+
+
+def _pairs_by_key_pandas(frame: pd.DataFrame) -> dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    pairs = parity_pairs(frame).sort_values(["expiry", "root"], kind="stable")
+    out = {}
+    for key, g in pairs.groupby(["expiry", "root"], sort=False):
+        out[key] = tuple(g[c].to_numpy() for c in ("strike", "c_mid", "p_mid", "spread"))
+    return out
+
+
 def theil_sen(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Theil-Sen line: the median of pairwise slopes, and the median intercept ``median(y - slope x)``.
 
     Robust to a minority of bad quotes (breakdown point ~29%); O(n^2) in the number of pairs (n < ~200 here).
     """
-    i, j = np.triu_indices(x.size, k=1)
+    i, j = _pair_indices(x.size)
     dx = x[j] - x[i]
     keep = dx != 0
-    slope = float(np.median((y[j] - y[i])[keep] / dx[keep]))
-    return slope, float(np.median(y - slope * x))
+    slope = float(_median((y[j] - y[i])[keep] / dx[keep]))
+    return slope, float(_median(y - slope * x))
+
+
+@lru_cache(maxsize=512)
+def _pair_indices(n: int) -> tuple[np.ndarray, np.ndarray]:
+    i, j = np.triu_indices(n, k=1)
+    i.flags.writeable = False
+    j.flags.writeable = False
+    return i, j
+
+
+def _median(a: np.ndarray) -> float:
+    """``np.median`` of a 1-d float array, bit for bit, without its generic-path overhead (called ~200 times
+    per chain). Empty or NaN-holding input goes to ``np.median`` itself."""
+    n = a.size
+    if n == 0 or np.isnan(a).any():
+        return np.median(a)
+    lo, hi = (n - 1) // 2, n // 2
+    part = np.partition(a, (lo, hi))
+    # np.median averages the two middle values as their sum / 2 (a mean of one value is the value)
+    return (part[lo] + part[hi]) / 2 if lo != hi else part[lo]
 
 
 def _near_pairs(strikes: np.ndarray, diff: np.ndarray, n: int) -> np.ndarray:
@@ -141,16 +221,16 @@ def estimate_forward(
             slope, intercept = theil_sen(strikes[idx], diff[idx])
             disc = -slope
             resid = np.abs(diff[idx] - (intercept + slope * strikes[idx]))
-            tolerance = np.median(spreads[idx]) if spreads is not None else np.inf
+            tolerance = _median(spreads[idx]) if spreads is not None else np.inf
             # Reject slopes that imply an implausible rate, or a line the quotes do not support (American
             # early-exercise premia, stale wings): then the rate comes from elsewhere (rule 2).
-            if np.exp(-0.15 * t) <= disc <= np.exp(0.01 * t) and np.median(resid) <= tolerance:
+            if np.exp(-0.15 * t) <= disc <= np.exp(0.01 * t) and _median(resid) <= tolerance:
                 fwd = intercept / disc
                 return pack(fwd, disc, "parity_regression", idx)
 
     disc = np.exp(-r_fix * t)
     idx = _near_pairs(strikes, diff, min(5, strikes.size))
-    fwd = float(np.median(strikes[idx] + diff[idx] / disc))
+    fwd = float(_median(strikes[idx] + diff[idx] / disc))
     return pack(fwd, disc, "parity_fixed_rate", idx)
 
 
@@ -179,24 +259,15 @@ def implied_forwards(
         One row per (expiry, root): expiry, root, t, forward, discount, rate, dividend_yield, method, n_pairs,
         parity_residual_max.
     """
-    pairs = parity_pairs(frame).sort_values(["expiry", "root"], kind="stable")
-    # Split the pair arrays by expiry with numpy (a pandas groupby per expiry costs more than the fit).
-    key_index = pd.MultiIndex.from_frame(pairs[["expiry", "root"]])
-    bounds: dict = {}
-    if len(pairs):
-        change = [*np.flatnonzero(~key_index.duplicated()).tolist(), len(pairs)]
-        for a, b in itertools.pairwise(change):
-            bounds[key_index[a]] = (a, b)
-    arr_k, arr_c, arr_p, arr_s = (pairs[c].to_numpy() for c in ("strike", "c_mid", "p_mid", "spread"))
+    split = _pairs_by_key(frame)
     keys = list(t_by_expiry.index)
     t_values = dict(zip(keys, t_by_expiry.to_numpy(dtype=float), strict=True))
+    empty = np.zeros(0)
 
     def run(key, rate_hint):
-        t = t_values[key]
-        a, b = bounds.get(key, (0, 0))
-        return estimate_forward(arr_k[a:b], arr_c[a:b], arr_p[a:b], t, spot, rate_hint=rate_hint,
-                                default_rate=default_rate, default_dividend_yield=default_dividend_yield,
-                                spreads=arr_s[a:b])
+        k, c, p, sp = split.get(key, (empty, empty, empty, empty))
+        return estimate_forward(k, c, p, t_values[key], spot, rate_hint=rate_hint, default_rate=default_rate,
+                                default_dividend_yield=default_dividend_yield, spreads=sp)
 
     first = {key: run(key, None) for key in keys}
     reg_rates = [(t_values[k], e.rate) for k, e in first.items() if e.method == "parity_regression"]
@@ -209,7 +280,8 @@ def implied_forwards(
             nearest = min(reg_rates, key=lambda tr: abs(tr[0] - t))[1]
             est = run(key, nearest)
         rows.append({"expiry": key[0], "root": key[1], "t": t_values[key], **est.__dict__})
-    out = pd.DataFrame(rows)
+    # column-wise construction: the same frame as DataFrame(rows), without per-record dict handling
+    out = pd.DataFrame({c: [r[c] for r in rows] for c in rows[0]}) if rows else pd.DataFrame(rows)
     s_star = implied_spot(out, spot)
     # Dividend yield against the chain's own spot: a stale 'Last' (pre-market download, closing print before
     # the options' 16:15 close) would otherwise leak into q as a huge short-dated yield.
@@ -223,8 +295,14 @@ def implied_spot(forwards: pd.DataFrame, spot: float) -> float:
     Over a few days the carry is tiny, so this is the level the options were priced against; it differs from
     the file's 'Last' when that print is stale. Falls back to ``spot`` when no expiry has parity pairs.
     """
-    usable = forwards[forwards["method"] != "carry_fallback"].sort_values("t")
-    if usable.empty:
+    usable = np.flatnonzero((forwards["method"] != "carry_fallback").to_numpy(dtype=bool))
+    if usable.size == 0:
         return float(spot)
-    first = usable.iloc[0]
-    return float(first["forward"] * np.exp(-first["rate"] * first["t"]))
+    t = forwards["t"].to_numpy(dtype=float)
+    # The row sort_values("t").iloc[0] picks (quicksort over the non-NaN times, NaN last), without a frame sort.
+    tu = t[usable]
+    nan = np.isnan(tu)
+    order = np.concatenate((usable[~nan][np.argsort(tu[~nan], kind="quicksort")], usable[nan]))
+    i = order[0]
+    fwd, rate = forwards["forward"].to_numpy(dtype=float)[i], forwards["rate"].to_numpy(dtype=float)[i]
+    return float(fwd * np.exp(-rate * t[i]))

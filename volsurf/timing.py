@@ -43,10 +43,19 @@ def settlement_for_root(root: str) -> str:
 
 def settlement_times(expiry_dates, settlements) -> pd.DatetimeIndex:
     """Settlement instants (America/New_York) for expiry dates and ``AM``/``PM`` labels (vectorized)."""
-    dates = pd.to_datetime(pd.Series(expiry_dates).astype(str).to_numpy())
-    offsets = np.where(np.asarray(settlements) == "AM", 9 * 60 + 30, 16 * 60)
+    raw = pd.Series(expiry_dates).astype(str)
+    am = np.asarray(settlements) == "AM"
+    if len(raw) == 0:
+        offsets = np.where(am, 9 * 60 + 30, 16 * 60)
+        return pd.DatetimeIndex(pd.to_datetime(raw.to_numpy()) + pd.to_timedelta(offsets, unit="m")).tz_localize(NY)
+    # A chain holds a few dozen (date, settlement) pairs among thousands of rows: parse, offset and localize each
+    # distinct pair once, then broadcast (string parsing and DST look-ups dominate otherwise).
+    codes, uniq = pd.factorize(raw, use_na_sentinel=False)
+    pair, inverse = np.unique(codes * 2 + am, return_inverse=True)
+    dates = pd.DatetimeIndex(pd.to_datetime(np.asarray(uniq, dtype=object))).take(pair // 2)
+    offsets = np.where(pair % 2 == 1, 9 * 60 + 30, 16 * 60)
     local = dates + pd.to_timedelta(offsets, unit="m")
-    return pd.DatetimeIndex(local).tz_localize(NY)
+    return pd.DatetimeIndex(local).tz_localize(NY).take(inverse.ravel())
 
 
 def year_fraction(valuation_time: pd.Timestamp, expiry) -> np.ndarray:

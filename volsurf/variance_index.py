@@ -503,7 +503,13 @@ def _eligible_expiries(frame: pd.DataFrame, roots: Sequence[str]) -> pd.DataFram
     :func:`_one_per_date`, applied after the 23-37 day window).
     """
     cols = ["root", "expiry", "expiry_date", "settlement"]
-    exp = frame.loc[frame["root"].isin(roots), cols].drop_duplicates(["root", "expiry"])
+    # First row of each (root, expiry), in frame order (= drop_duplicates), found on integer codes: a chain has
+    # tens of expiries over thousands of rows.
+    idx = np.flatnonzero(frame["root"].isin(roots).to_numpy(dtype=bool))
+    root_codes, _ = pd.factorize(frame["root"].iloc[idx], use_na_sentinel=False)
+    exp_codes, exp_uniq = pd.factorize(frame["expiry"].iloc[idx], use_na_sentinel=False)
+    _, first = np.unique(root_codes.astype(np.int64) * max(len(exp_uniq), 1) + exp_codes, return_index=True)
+    exp = frame.iloc[idx[np.sort(first)], [frame.columns.get_loc(c) for c in cols]]
     if exp.empty:
         return exp
     dates = pd.DatetimeIndex(pd.to_datetime(exp["expiry_date"]))
@@ -531,6 +537,29 @@ def _one_per_date(exp: pd.DataFrame) -> pd.DataFrame:
 
 
 def _pivot_term(frame: pd.DataFrame, root: str, expiry: pd.Timestamp) -> pd.DataFrame:
+    """One row per strike (ascending, index ``strike``) with call_bid, call_ask, put_bid, put_ask; the first
+    quote of a repeated (strike, type) wins."""
+    sel = np.flatnonzero(((frame["root"] == root) & (frame["expiry"] == expiry)).to_numpy(dtype=bool))
+    strike = frame["strike"].to_numpy(dtype=float)[sel]
+    kind = frame["type"].iloc[sel]
+    is_call, is_put = (kind == "call").to_numpy(dtype=bool), (kind == "put").to_numpy(dtype=bool)
+    if np.isnan(strike).any() or not (is_call | is_put).all():
+        return _pivot_term_pandas(frame, root, expiry)
+    # numpy pivot (a pandas pivot costs ~10x more): scatter in reverse so the first quote of a key wins
+    uk, inv = np.unique(strike, return_inverse=True)
+    inv = inv.ravel()
+    quotes = {q: frame[q].to_numpy(dtype=float)[sel] for q in ("bid", "ask")}
+    out = pd.DataFrame(index=pd.Index(uk, name="strike"))
+    for side, mask in (("call", is_call), ("put", is_put)):
+        rows = np.flatnonzero(mask)[::-1]
+        for q in ("bid", "ask"):
+            col = np.full(uk.size, np.nan)
+            col[inv[rows]] = quotes[q][rows]
+            out[f"{side}_{q}"] = col
+    return out
+
+
+def _pivot_term_pandas(frame: pd.DataFrame, root: str, expiry: pd.Timestamp) -> pd.DataFrame:
     rows = frame.loc[(frame["root"] == root) & (frame["expiry"] == expiry), ["strike", "type", "bid", "ask"]]
     rows = rows.drop_duplicates(["strike", "type"])
     wide = rows.pivot(index="strike", columns="type", values=["bid", "ask"]).sort_index()

@@ -162,7 +162,9 @@ def test_spot_gamma_is_black_scholes_gamma(spot, strike, t, r, q, sigma):
     d = math.exp(-r * t)
     ours = float(pricing.spot_gamma(spot, forward, strike, t, sigma, d))
     d1 = (math.log(spot / strike) + (r - q + 0.5 * sigma**2) * t) / (sigma * math.sqrt(t))
-    by_hand = math.exp(-q * t) * math.exp(-0.5 * d1 * d1) / math.sqrt(2 * math.pi) / (spot * sigma * math.sqrt(t))
+    by_hand = (
+        math.exp(-q * t) * math.exp(-0.5 * d1 * d1) / math.sqrt(2 * math.pi) / (spot * sigma * math.sqrt(t))
+    )
     assert ours == pytest.approx(by_hand, rel=1e-12)
     assert ours == pytest.approx(vl_bsm_greeks.gamma("c", spot, strike, t, r, sigma, q), rel=1e-10)
 
@@ -178,6 +180,8 @@ def test_zero_vol_or_time_gives_discounted_intrinsic():
 
 def test_broadcasting_and_published_value():
     # vollib's documented example: F = K = 100, t = 0.5, r = 2%, sigma = 20% -> call 5.5811067246.
-    price = pricing.black76_price(100.0, np.array([[100.0], [90.0]]), 0.5, 0.2, np.array([True, False]), math.exp(-0.01))
+    price = pricing.black76_price(
+        100.0, np.array([[100.0], [90.0]]), 0.5, 0.2, np.array([True, False]), math.exp(-0.01)
+    )
     assert price.shape == (2, 2)
     assert price[0, 0] == pytest.approx(5.5811067246, abs=1e-9)

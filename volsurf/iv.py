@@ -17,14 +17,17 @@ The solver follows P. Jäckel, "Let's Be Rational" (Wilmott, 2015; reference cod
 ``b`` is evaluated as ``exp(-(h^2+t^2)/2) [erfcx(-(h+t)/sqrt 2) - erfcx(-(h-t)/sqrt 2)] / 2`` (``h = x/s``,
 ``t = s/2``) wherever ``h + t <= 0.85`` (one exponential, no subtraction of tiny cumulative normals) and by the
 plain formula above it. Jäckel's series expansions for ``h < -10`` and ``t < 0.21`` are not used: there the
-relative error they remove maps to an absolute vol error below ``~eps / sqrt(t)`` (< 1e-13 for ``t >= 1e-5``
-years), because the sensitivity ``d ln b / d ln s`` grows like ``h^2`` exactly where the cancellation does.
+relative error they remove maps to an absolute vol error of order ``eps / sqrt(t)`` (~1e-13 at ``t = 1e-5``
+years), because the sensitivity ``d ln b / d ln s`` grows like ``h^2`` exactly where the cancellation does
+(measured: max round-trip error 7e-13 over 2e6 random well-conditioned options, see tests/test_iv.py).
+Options are processed in blocks of ``_BLOCK`` so that the temporaries stay in cache.
 
 Status codes (``IV_STATUS_NAMES``): ``OK``; ``BELOW_INTRINSIC`` (price < discounted intrinsic);
 ``ABOVE_UPPER_BOUND`` (call >= D F, put >= D K); ``NO_PRICE`` (price NaN or <= 0, e.g. no bid);
 ``VEGA_TOO_SMALL`` (the time value is so small against the float precision of the price that the vol is not
 identifiable: one unit of rounding in the price moves the vol by more than ``IDENTIFIABLE_REL_TOL`` relative);
 ``BAD_INPUT`` (``t <= 0``, ``F <= 0``, ``K <= 0``, ``D <= 0`` or any of them NaN/inf). The vol is NaN unless OK.
+Precedence: ``BAD_INPUT`` > ``NO_PRICE`` > ``BELOW_INTRINSIC`` / ``ABOVE_UPPER_BOUND`` > ``VEGA_TOO_SMALL``.
 
 Notice of the reference implementation this module is derived from::
 
@@ -107,11 +110,17 @@ def _black_and_vega(x: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarra
     """Normalized OTM call ``b(x, s)`` and its derivative ``db/ds`` for ``x <= 0``, ``s > 0`` (1-D arrays)."""
     h = x / s
     t = 0.5 * s
-    e = np.exp(-0.5 * (h * h + t * t))
+    e = h * h
+    e += t * t
+    e *= -0.5
+    np.exp(e, out=e)
     hpt = h + t
-    hmt = h - t
+    hmt = np.subtract(h, t, out=h)
     # One exponential times a difference of two rational functions: no products of tiny N() values.
-    b = 0.5 * e * (erfcx(-_ONE_OVER_SQRT_TWO * hpt) - erfcx(-_ONE_OVER_SQRT_TWO * hmt))
+    b = erfcx(-_ONE_OVER_SQRT_TWO * hpt)
+    b -= erfcx(-_ONE_OVER_SQRT_TWO * hmt)
+    b *= e
+    b *= 0.5
     # Above ~85% of b_max (h + t > 0.85) the first term dominates and the plain formula is more accurate
     # (and erfcx of a large negative argument would overflow); few options live there, so patch them.
     j = np.flatnonzero(hpt > 0.85)
@@ -132,9 +141,9 @@ def _rational_cubic(x, x_l, x_r, y_l, y_r, d_l, d_r, r):
     omt = 1.0 - t
     t2 = t * t
     omt2 = omt * omt
-    cubic = (y_r * t2 * t + (r * y_r - h * d_r) * t2 * omt + (r * y_l + h * d_l) * t * omt2 + y_l * omt2 * omt) / (
-        1.0 + (r - 3.0) * t * omt
-    )
+    cubic = (
+        y_r * t2 * t + (r * y_r - h * d_r) * t2 * omt + (r * y_l + h * d_l) * t * omt2 + y_l * omt2 * omt
+    ) / (1.0 + (r - 3.0) * t * omt)
     out = np.where(r >= _R_MAX, y_r * t + y_l * omt, cubic)
     return np.where(np.abs(h) > 0, out, 0.5 * (y_l + y_r))
 
@@ -162,7 +171,9 @@ def _minimum_control(d_l, d_r, slope, prefer_shape: bool):
 
 
 def _control_from_ratio(numerator, denominator):
-    r = np.where(np.abs(denominator) < _DBL_MIN, np.where(numerator > 0, _R_MAX, _R_MIN), numerator / denominator)
+    r = np.where(
+        np.abs(denominator) < _DBL_MIN, np.where(numerator > 0, _R_MAX, _R_MIN), numerator / denominator
+    )
     return np.where(np.abs(numerator) < _DBL_MIN, 0.0, r)
 
 
@@ -200,7 +211,9 @@ def _lowest_branch_interpolation(beta, b_l, f_l, fp_l, fpp_l):
     r = np.maximum(np.maximum(r_fit, r_monotone), np.where(curved & ~degenerate, r_curve, _R_MAX))
     t = beta / b_l
     omt = 1.0 - t
-    cubic = (f_l * t * t * t + (r * f_l - b_l * fp_l) * t * t * omt + b_l * t * omt * omt) / (1.0 + (r - 3.0) * t * omt)
+    cubic = (f_l * t * t * t + (r * f_l - b_l * fp_l) * t * t * omt + b_l * t * omt * omt) / (
+        1.0 + (r - 3.0) * t * omt
+    )
     f = np.where(r >= _R_MAX, f_l * t, cubic)
     # Round-off for extreme |x|: fall back to the quadratic with f(0) = 0, f'(0) = 1 and f(b_l).
     return np.where(f > 0, f, (f_l * t + b_l * omt) * t)
@@ -218,7 +231,8 @@ def _lower_map(x, s):
     s2 = s * s
     # Written with the Mills ratio N(-z)/n(z) (a scaled erfc) so that nothing is 0/0 once n(z) underflows.
     mills = _SQRT_PI_OVER_TWO * erfcx(_ONE_OVER_SQRT_TWO * z)
-    big_phi = mills * _ONE_OVER_SQRT_TWO_PI * np.exp(-0.5 * y)  # N(-z)
+    exp_half_y = np.exp(0.5 * y)  # one exponential serves exp(-y/2) and exp(3y/2)
+    big_phi = mills * _ONE_OVER_SQRT_TWO_PI / exp_half_y  # N(-z)
     exp_s2 = np.exp(0.125 * s2)
     fpp = (
         _PI_OVER_SIX
@@ -227,7 +241,7 @@ def _lower_map(x, s):
         / (s2 * s)
         * mills
         * (8.0 * _SQRT_THREE * s * ax + (3.0 * s2 * (s2 - 8.0) - 8.0 * x * x) * mills)
-        * np.exp(1.5 * y)
+        * (exp_half_y * exp_half_y * exp_half_y)
         * (exp_s2 * exp_s2)
     )
     fp = y * mills * mills * exp_s2  # = 2 pi y N(-z)^2 exp(y + s^2/8)
@@ -237,7 +251,9 @@ def _lower_map(x, s):
 
 def _inverse_lower_map(x, f):
     ax = np.abs(x)
-    return np.abs(x / (_SQRT_THREE * ndtri(np.cbrt(f / (_TWO_PI_OVER_SQRT_TWENTY_SEVEN * ax)))))
+    # Cube root via log/exp: faster than cbrt, and this only feeds the initial guess.
+    cube_root = np.exp(np.log(f / (_TWO_PI_OVER_SQRT_TWENTY_SEVEN * ax)) * (1.0 / 3.0))
+    return np.abs(x / (_SQRT_THREE * ndtri(cube_root)))
 
 
 def _upper_map(x, s):
@@ -257,7 +273,9 @@ def _householder(newton, halley, hh3):
     return newton * (1.0 + 0.5 * halley * newton) / (1.0 + newton * (halley + hh3 * newton / 6.0))
 
 
-def _normalised_implied_vol(beta: np.ndarray, x: np.ndarray, b_max: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _normalised_implied_vol(
+    beta: np.ndarray, x: np.ndarray, b_max: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Solve ``b(x, s) = beta`` for ``s = sigma sqrt(t)``; 1-D arrays, ``x <= 0``, ``0 < beta < b_max = e^{x/2}``.
 
     Returns ``s`` and ``db/ds`` (normalized vega) near the solution, for the identifiability check.
@@ -397,8 +415,8 @@ def _status_and_vol_block(p_in, f, k, t, call, d) -> tuple[np.ndarray, np.ndarra
     p = p_in / d  # undiscounted premium
     fmk = f - k
     intrinsic = np.maximum(np.where(call, fmk, -fmk), 0.0)
-    # Bounds on the quoted (discounted) price: D * intrinsic <= price < D * (F for a call, K for a put).
-    status = np.where(p_in >= d * np.where(call, f, k), ABOVE_UPPER_BOUND, OK).astype(np.int8)  # includes +inf
+    # Bounds on the quoted (discounted) price: D * intrinsic <= price < D * (F for a call, K for a put); +inf is above.
+    status = np.where(p_in >= d * np.where(call, f, k), ABOVE_UPPER_BOUND, OK).astype(np.int8)
     status[p_in < d * intrinsic] = BELOW_INTRINSIC
     status[~(p > 0)] = NO_PRICE  # NaN, zero or negative: e.g. no bid
     status[~good] = BAD_INPUT
@@ -454,7 +472,8 @@ def implied_volatility_with_status(
         names in :data:`IV_STATUS_NAMES`. Never raises for bad prices.
     """
     arrays = np.broadcast_arrays(
-        *(np.asarray(a, dtype=float) for a in (price, forward, strike, t, discount)), np.asarray(is_call, dtype=bool)
+        *(np.asarray(a, dtype=float) for a in (price, forward, strike, t, discount)),
+        np.asarray(is_call, dtype=bool),
     )
     shape = arrays[0].shape
     flat = [a.ravel() for a in arrays]

@@ -220,3 +220,129 @@ def test_real_chain_market_layer_is_arbitrage_free_and_inside_the_market(path):
     assert np.median(shares) >= 0.95
     # the parametric layer is reported for every slice
     assert all(np.isfinite(s.svi.rmse_vol_pts) for s in surf.slices)
+
+
+# ------------------------------------------------------------------------------------------- interpolation in t
+
+
+def _homogeneous_iv(x):
+    """A smile that does not depend on maturity (decimal vol at x = ln(K/F))."""
+    return 0.20 - 0.10 * x + 0.15 * x * x
+
+
+@cache
+def _homogeneous_surface():
+    """Expiries at 30 and 91 days quoting the same smile in x over +-3.5 ATM standard deviations of 91 days."""
+    out = []
+    s_long = 0.2 * np.sqrt(91 / 365)
+    for days in (30.0, 91.0):
+        t = days / 365
+        f, d = 100 * np.exp(0.02 * t), np.exp(-0.04 * t)
+        x = np.linspace(-3.5 * s_long, 3.5 * s_long, 81)
+        strike = f * np.exp(x)
+        is_call = strike >= f
+        price = black76_price(f, strike, t, _homogeneous_iv(x), is_call, d)
+        half = np.maximum(1e-3, 0.005 * price)
+        out.append(ExpiryQuotes(t, f, d, strike, is_call, np.maximum(price - half, 0.0), price + half, f"{days:.0f}d"))
+    return fit_surface(out)
+
+
+@pytest.mark.parametrize("days", [35, 45, 60, 75])
+def test_time_homogeneous_smile_is_reproduced_between_expiries(days):
+    # The old price mixture was +0.65 / +2.3 vol points too high at 1 / 2 SD at 45 days. Linear interpolation
+    # of total variance at fixed ln(K/F) reproduces a smile that does not depend on t exactly, so the error left
+    # is the two slices' own fit error (a few hundredths of a point at the outermost quotes of the 30-day slice).
+    surf = _homogeneous_surface()
+    t = days / 365
+    sd = 0.2 * np.sqrt(t)
+    lo = max(np.log(s.quoted_range[0]) for s in surf.slices)
+    hi = min(np.log(s.quoted_range[1]) for s in surf.slices)
+    # +-3 SD of the query maturity, inside both slices' quotes (the outermost 0.02 in ln k left out)
+    x = np.linspace(-3.0, 3.0, 61) * sd
+    x = x[(x >= lo + 0.02) & (x <= hi - 0.02)]
+    assert x.min() <= -1.9 * sd and x.max() >= 1.4 * sd  # the 30-day slice's quotes end sooner in SD units
+    err = 100 * (surf.iv_k(np.exp(x), t) - _homogeneous_iv(x))
+    assert np.max(np.abs(err)) < 0.02, np.round(err, 4)
+    # over the whole common quoted range, the error stays between the two slices' own errors
+    x = np.linspace(lo, hi, 41)
+    errs = [100 * (surf.iv_k(np.exp(x), s.t) - _homogeneous_iv(x)) for s in surf.slices]
+    err = 100 * (surf.iv_k(np.exp(x), t) - _homogeneous_iv(x))
+    assert np.all(err <= np.maximum(*errs) + 2e-3) and np.all(err >= np.minimum(*errs) - 2e-3)
+
+
+def test_homogeneous_surface_is_arbitrage_free_between_expiries():
+    surf = _homogeneous_surface()
+    k = np.geomspace(*surf.k_domain, 1500)
+    times = np.sort(np.concatenate([np.linspace(1 / 365, 200 / 365, 60), surf.t]))
+    assert _dense_no_arbitrage(surf, k, times) == (0, 0)
+
+
+def test_cached_iv_matches_the_exact_solve():
+    # independent inversion (vollib) of the surface's own market-layer prices at slice times, over the quoted range
+    surf = _synthetic_surface()
+    for sl in surf.slices:
+        k = np.geomspace(*sl.quoted_range, 200)
+        got = surf.iv_k(k, sl.t)
+        c = sl.call_normalised(k)
+        ref = np.array([vollib_iv.implied_volatility(ci, 1.0, ki, 0.0, sl.t, "c") for ci, ki in zip(c, k, strict=True)])
+        assert np.max(np.abs(got - ref)) < 1e-5, sl.label
+    # between slices: from the two slices' caches, the same as interpolating their exact total variances
+    a, b = surf.slices[1], surf.slices[2]
+    t = 0.6 * a.t + 0.4 * b.t
+    k = np.geomspace(max(a.quoted_range[0], b.quoted_range[0]), min(a.quoted_range[1], b.quoted_range[1]), 50)
+    wa = np.array([vollib_iv.implied_volatility(c, 1.0, x, 0.0, a.t, "c") for c, x in zip(a.call_normalised(k), k,
+                                                                                          strict=True)]) ** 2 * a.t
+    wb = np.array([vollib_iv.implied_volatility(c, 1.0, x, 0.0, b.t, "c") for c, x in zip(b.call_normalised(k), k,
+                                                                                          strict=True)]) ** 2 * b.t
+    np.testing.assert_allclose(surf.iv_k(k, t), np.sqrt((0.6 * wa + 0.4 * wb) / t), atol=1e-5)
+
+
+def test_lower_hull_bridges_only_the_concave_stretch():
+    from volsurf.surface import _lower_hull
+
+    x = np.linspace(0.0, 1.0, 101)
+    y = (x - 0.5) ** 2
+    y[40:46] += 0.01 * np.sin(np.linspace(0, np.pi, 6))  # a bump: not convex
+    h = _lower_hull(x, y)
+    env = np.interp(x, x[h], y[h])
+    assert np.all(env <= y + 1e-15)
+    assert np.all(np.diff(env, 2) >= -1e-12)
+    np.testing.assert_array_equal(env[:35], y[:35])  # untouched away from the bump
+    np.testing.assert_array_equal(env[52:], y[52:])
+
+
+# ------------------------------------------------------------------------------------------- real-chain regressions
+
+SPX_SAMPLE = Path(__file__).resolve().parents[1] / "sample_chains" / "spx_2026-07-31_close.csv"
+SPY_SPARSE = REAL / "cboe_ralph-e-boy_gamma-chart" / "2025-04-30_2035" / "quotedata.csv"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SPY_SPARSE.is_file(), reason="real chains not available")
+def test_sparse_expiry_does_not_push_later_ones_out_of_their_quotes():
+    # 2025-05-14 has 17 liquid quotes within +-8% of the forward; its extrapolated wings used to floor 05-16, 05-23
+    # and 05-30 through the calendar constraint (inside shares 0.51, 0.92, 0.75)
+    surf = fit_surface(_real_quotes(str(SPY_SPARSE)))
+    shares = {s.label: s.mc.inside_share for s in surf.slices if s.t >= SEVEN_DAYS}
+    assert "2025-05-14 SPY" in shares and "2025-05-16 SPY" in shares
+    assert min(shares.values()) >= 0.95, shares
+    k = np.geomspace(*surf.k_domain, 1500)
+    assert _dense_no_arbitrage(surf, k, surf.t) == (0, 0)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SPX_SAMPLE.is_file(), reason="sample chain not available")
+def test_raw_svi_is_sound_on_every_expiry_of_the_spx_sample():
+    # 2027-01-15 SPX used to converge to rho = -1, b = 1 (13 vol points RMSE, ATM 19.9% vs 15.0%); now 2.4
+    from volsurf.enrich import enrich
+    from volsurf.formats import load
+
+    surf = fit_surface(expiry_quotes_from_enriched(enrich(load(str(SPX_SAMPLE)))))
+    sel = [s for s in surf.slices if s.t >= SEVEN_DAYS]
+    assert len(sel) > 30
+    rmse = {s.label: s.svi.rmse_vol_pts for s in sel}
+    assert max(rmse.values()) < 3.0, max(rmse.items(), key=lambda kv: kv[1])
+    assert not [s.label for s in sel if "rho_extreme" in s.svi_fit.flags or "lee_bound" in s.svi_fit.flags]
+    # SVI's ATM vol is near the market layer's (the old fit was 4.9 points off on 2027-01-15)
+    for s in sel:
+        assert abs(np.sqrt(s.svi_fit.params.total_variance(0.0) / s.t) - np.sqrt(s.atm_total_variance / s.t)) < 0.01

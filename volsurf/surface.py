@@ -18,7 +18,10 @@ covering every quote), solved as a convex QP with Clarabel, expiries from the sh
   non-decreasing (convex), the first ``>= -1`` and the last ``<= 0``; ``c(k_lo) >= 1 - k_lo``,
   ``c(k_lo) <= 1``, ``c(k_hi) >= 0``; the chord to ``(0, 1)`` lies below the left tangent (a convex extension
   to ``k = 0`` exists); and ``a >= a_prev`` coefficientwise against the previous expiry, which gives
-  ``c >= c_prev`` everywhere because B-splines are non-negative (no calendar arbitrage);
+  ``c >= c_prev`` because B-splines are non-negative (no calendar arbitrage). When that floor pushes liquid
+  quotes out of their band, it falls back to the expiry before (where only this expiry has quotes, or
+  everywhere); a backward pass then caps the earlier expiries (``a_i <= a_{i+1}``), so every pair is
+  calendar-free at the end;
 - soft constraints: each quote's bid/ask band with an L1 slack penalised heavily (the fit stays inside the band
   wherever the quotes and the constraints allow it; slack > 0 marks a quote inconsistent with no-arbitrage);
   zero-bid quotes give only an upper bound; beyond the quotes, raw-SVI prices with a +-2 vol point band act as
@@ -44,13 +47,17 @@ the domain ``[k_lo, k_hi]`` and, with the market layer, beyond the last expiry.
 
 Interpolation in time (query API)
 ---------------------------------
-Between two curves ``c_a`` (time ``t_a``) and ``c_b`` (``t_b``), ``c_t = (1 - alpha) c_a + alpha c_b`` at fixed
-``k = K / F(t)``, with ``alpha(t)`` chosen so that the ATM total variance is linear in ``t``. A convex combination
-of two arbitrage-free slices with ``c_a <= c_b`` is itself convex, monotone and in bounds, and ``c_t`` is
-non-decreasing in ``t``: no butterfly and no calendar arbitrage. Before the first expiry ``c_a`` is the intrinsic
-value at ``t = 0``; after the last expiry ``c_b`` is ``max(c_last, c_eSSVI(T_far))`` at ``T_far = 2 t_last``
-(convex, ``>= c_last``), and beyond ``T_far`` ``max(c_far, c_eSSVI(t))``. The forward and the discount factor are
-interpolated log-linearly in ``t`` (flat carry and rate between expiries).
+Linear in total implied variance at fixed ``k = K / F(t)``: ``w_t = w_a + lam max(w_b - w_a, 0)``,
+``lam = (t - t_a) / (t_b - t_a)``, ``c_t = Black(k, w_t)``. A smile that does not depend on maturity is reproduced
+exactly. Calendar: ``c_a <= c_b`` gives ``w_a <= w_b``, so ``w_t`` is non-decreasing in ``t``. Butterfly: checked
+on the cache grid per query time; the rare concave stretches are bridged by the lower convex envelope (which
+keeps the calendar order). Before the first expiry ``w_a = 0`` at ``t = 0``; after the last one
+``w_b = max(w_last, w_eSSVI(T_far))`` at ``T_far = 2 t_last``, and beyond ``T_far`` ``max(c_far, c_eSSVI(t))``.
+The forward and the discount factor are interpolated log-linearly in ``t`` (flat carry and rate between expiries).
+
+Query cache: per slice, lazily, the market-layer IV on a grid of about 1,600 points in ``ln k`` (one solve),
+answered by a cubic spline; exact solves only next to the edge of the identifiable region. Queries between
+expiries reuse the two slices' caches.
 """
 
 from __future__ import annotations
@@ -79,6 +86,11 @@ _PSEUDO_VOL_BAND = 0.02
 _HS_FLOOR = 1e-6  # normalised price: floor of a band's half-width (QP conditioning)
 _INSIDE_TOL = 1e-3  # share of the half-spread tolerated as "inside" (solver precision)
 _ARB_TOL = 1e-9  # normalised price; tolerance of the dense-grid arbitrage diagnostics
+_T_MATCH = 1e-12  # years: a query time this close to a slice's time is that slice
+_CACHE_POINTS = 1600  # size of the per-slice IV cache grid over the domain
+_CURV_TOL = 1e-6  # normalised price per unit k^2: concavity that triggers the butterfly fix between slices
+_FLOOR_MARGIN = 0.5  # ATM standard deviations: the previous slice's quoted range counts this much wider
+_TV_MIN = 1e-12  # normalised time value below which a cached vol is not used by the interpolation in time
 
 
 @dataclass(frozen=True)
@@ -296,6 +308,22 @@ def _iv_quotes(price, forward, strike, t, is_call, discount) -> np.ndarray:
     return implied_volatility(p, forward, strike, t, is_call, discount)
 
 
+def _lower_hull(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Indices of the vertices of the lower convex hull of points with strictly increasing ``x``
+    (Andrew's monotone chain; a loop over a grid, only run on the rare curves that need the butterfly fix)."""
+    hull: list[int] = []
+    for i in range(x.size):
+        while len(hull) >= 2:
+            a, b = hull[-2], hull[-1]
+            # drop b when it lies on or above the chord from a to i
+            if (y[b] - y[a]) * (x[i] - x[a]) >= (y[i] - y[a]) * (x[b] - x[a]):
+                hull.pop()
+            else:
+                break
+        hull.append(i)
+    return np.array(hull)
+
+
 def _dense_arbitrage(c: np.ndarray, k: np.ndarray, tol: float) -> int:
     """Count butterfly / monotonicity / bound violations of normalised calls ``c`` on an increasing grid ``k``."""
     dk = np.diff(k)
@@ -470,15 +498,33 @@ def _csc(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, shape: tuple[int,
     return sp.csc_matrix((vals[o], rows[o].astype(np.int32), indptr), shape=shape)
 
 
-def _fit_slice(p: _Prep, knots: np.ndarray, prev: dict | None, *, roughness: float, max_quotes: int,
-               rounds: int = 3) -> dict:
+def _floor_mask(knots: np.ndarray, prev_range: tuple[float, float], cur_range: tuple[float, float]) -> np.ndarray:
+    """Coefficients that keep the previous slice's floor ``a_j >= a_prev_j`` when the full floor fails.
+
+    All of them, except where this slice has quotes and the previous one has none: there the previous slice's
+    curve is its own extrapolation (SVI pseudo-quotes), and this slice's data must not be pushed out of its band
+    by it. Support of coefficient ``j``: ``[knots[j], knots[j + 4]]``; "has quotes" means the support meets the
+    liquid quoted range (the previous slice's widened by ``_FLOOR_MARGIN`` ATM standard deviations)."""
+    n = knots.size - 4
+    lo, hi = knots[:n], knots[4 : n + 4]
+    p_lo, p_hi = prev_range
+    meets_prev = (hi >= p_lo) & (lo <= p_hi)
+    meets_cur = (hi >= cur_range[0]) & (lo <= cur_range[1])
+    return meets_prev | ~meets_cur
+
+
+def _fit_slice(p: _Prep, knots: np.ndarray, prev: dict | None, prev2: dict | None = None, *, roughness: float,
+               max_quotes: int, rounds: int = 3) -> dict:
     """Market-layer QP of one slice on the common B-spline basis, with lazily added quote constraints.
 
     Arbitrage-freeness is imposed on the coefficients, which is sufficient for the whole curve: the slope
     coefficients lie in ``[-1, 0]`` and are non-decreasing (``c'`` is a convex combination of them, ``c''`` a
     non-negative combination of their differences), and, against the previous expiry on the same basis,
-    ``a_j >= a_prev_j`` implies ``c >= c_prev`` everywhere (B-splines are non-negative). Only a thinned set of
-    quotes enters the first QP; quotes that end up outside their band are added and the QP is solved again.
+    ``a_j >= a_prev_j`` implies ``c >= c_prev`` everywhere (B-splines are non-negative). If that floor pushes
+    liquid quotes out of their band, it falls back to ``prev2`` where only this slice has quotes
+    (:func:`_floor_mask`), or everywhere; :func:`_calendar_backward` then makes the previous slice yield.
+    Only a thinned set of quotes enters the first QP; quotes that
+    end up outside their band are added and the QP is solved again.
     """
     s_atm = float(np.sqrt(max(p.atm_w, 1e-8)))
     lo_q, hi_q = float(p.k[p.liquid].min()), float(p.k[p.liquid].max())
@@ -487,7 +533,6 @@ def _fit_slice(p: _Prep, knots: np.ndarray, prev: dict | None, *, roughness: flo
     liquid = p.liquid[use]
     lo = np.where(liquid, p.lo[use], np.maximum(1.0 - kq, 0.0))
     hi = p.hi[use]
-    hs = np.maximum(0.5 * (hi - lo), _HS_FLOOR)
     # everything that does not change between rounds: basis at the quotes, pseudo-quotes from raw SVI
     # beyond the quotes (at every third breakpoint) and their basis
     bas = _basis_cache(knots)
@@ -505,11 +550,51 @@ def _fit_slice(p: _Prep, knots: np.ndarray, prev: dict | None, *, roughness: flo
               "p_lo": p_lo, "p_hi": p_hi, "p_v": vp, "p_f": fp, "range": (lo_q, hi_q)}
     active = np.zeros(kq.size, dtype=bool)
     active[np.unique(np.round(np.linspace(0, kq.size - 1, min(max_quotes, kq.size))).astype(int))] = True
+    floor = mask = None
+    if prev is not None:
+        floor = prev["coef"]
+        mask = np.ones(floor.size, dtype=bool)
+    ctx = {"bas": bas, "s_atm": s_atm, "quotes": quotes, "active": active, "use": use,
+           "roughness": roughness, "rounds": rounds}
+    fit = _solve_slice(knots, ctx, floor, mask, None)
+    n_out = int(np.count_nonzero(liquid & (fit["slack"] > _INSIDE_TOL))) if floor is not None else 0
+    if n_out:
+        # The floor pushes liquid quotes out of their band. Where the previous slice has no quotes its curve is
+        # only its own extrapolation: there the floor falls back to the slice before it (``prev2``). If quotes
+        # still leave their band and fit better with ``prev2`` alone as the floor, the previous slice is skipped
+        # entirely. Either way the previous slice then yields: the backward pass refits it between ``prev2``
+        # and this slice, which is feasible because this slice stays above ``prev2``.
+        widen = np.exp(_FLOOR_MARGIN * prev["s_atm"])
+        p_lo_k, p_hi_k = prev["quoted_range"]
+        keep = _floor_mask(knots, (p_lo_k / widen, p_hi_k * widen), (lo_q, hi_q))
+        base = None if prev2 is None else prev2["coef"]
+        options = [(keep, floor if base is None else np.where(keep, floor, base))]
+        options.append((np.zeros_like(keep), base))
+        for m, fl in options:
+            if m.all():
+                continue
+            fl_mask = None if fl is None else (m if base is None else np.ones_like(m))
+            alt = _solve_slice(knots, {**ctx, "active": ctx["active"].copy()}, fl, fl_mask, None)
+            n_alt = int(np.count_nonzero(liquid & (alt["slack"] > _INSIDE_TOL)))
+            if n_alt < n_out:
+                fit, n_out = alt, n_alt
+            if not n_out:
+                break
+    return fit
+
+
+def _solve_slice(knots: np.ndarray, ctx: dict, floor: np.ndarray | None, mask: np.ndarray | None,
+                 cap: np.ndarray | None) -> dict:
+    """The lazy-constraint rounds of one slice's QP (floor ``a >= floor`` on ``mask``, cap ``a <= cap``)."""
+    quotes, active = ctx["quotes"], ctx["active"]
+    vq, fq, lo, hi = quotes["v"], quotes["f"], quotes["lo"], quotes["hi"]
+    hs = np.maximum(0.5 * (hi - lo), _HS_FLOOR)
     fit: dict = {}
-    viol = np.zeros(kq.size)
+    viol = np.zeros(lo.size)
     n_round = 0
-    for n_round in range(1, rounds + 1):  # noqa: B007 - reported below
-        fit = _fit_slice_qp(bas, knots, s_atm, prev, quotes, active, roughness=roughness)
+    for n_round in range(1, ctx["rounds"] + 1):  # noqa: B007 - reported below
+        fit = _fit_slice_qp(ctx["bas"], knots, ctx["s_atm"], floor, mask, cap, quotes, active,
+                            roughness=ctx["roughness"])
         c = np.einsum("ij,ij->i", vq, fit["coef"][fq[:, None] + _FOUR])
         viol = np.maximum(np.maximum(lo - c, c - hi), 0.0) / hs
         new = (viol > _INSIDE_TOL) & ~active
@@ -517,10 +602,34 @@ def _fit_slice(p: _Prep, knots: np.ndarray, prev: dict | None, *, roughness: flo
             break
         active |= new
     fit["slack"] = viol
-    fit["use"] = use
+    fit["use"] = ctx["use"]
     fit["n_active"] = int(np.count_nonzero(active))
     fit["rounds"] = n_round
+    fit["s_atm"] = ctx["s_atm"]
+    fit["ctx"] = ctx
     return fit
+
+
+def _calendar_backward(knots: np.ndarray, fits: list[dict]) -> int:
+    """Restore ``a_i <= a_{i+1}`` where the forward pass let slice ``i + 1`` fall below slice ``i``.
+
+    From the second-longest slice down: a slice whose coefficients exceed the next (final) slice's anywhere is
+    refitted between the cap ``a <= a_next`` and the floor ``a >= a_prev`` (where ``a_prev <= a_next``, which the
+    forward pass guarantees), so the earlier slice's curve yields to the later slice's quotes. The cap is exact
+    after the projection, and the floor keeps the slice before in order, so one refit per offending slice
+    suffices. Returns the number of refits."""
+    n_refit = 0
+    for i in range(len(fits) - 2, -1, -1):
+        cap = fits[i + 1]["coef"]
+        if not np.any(fits[i]["coef"] > cap):
+            continue
+        floor = mask = None
+        if i > 0:
+            floor = fits[i - 1]["coef"]
+            mask = floor <= cap
+        fits[i] = _solve_slice(knots, fits[i]["ctx"], floor, mask, cap)
+        n_refit += 1
+    return n_refit
 
 
 _SETTINGS: list = []
@@ -538,7 +647,7 @@ def _clarabel_settings():
     return _SETTINGS[0]
 
 
-def _fit_slice_qp(bas: dict, knots, s_atm, prev, quotes: dict, active, *, roughness: float) -> dict:
+def _fit_slice_qp(bas: dict, knots, s_atm, floor, mask, cap, quotes: dict, active, *, roughness: float) -> dict:
     """One QP of the market layer: the active quotes plus the pseudo-quotes (see :func:`_fit_slice`).
 
     Assembled directly in CSC form from the cached knot-only blocks and the per-quote basis values.
@@ -582,12 +691,19 @@ def _fit_slice_qp(bas: dict, knots, s_atm, prev, quotes: dict, active, *, roughn
     vals = [v.ravel(), -hs / s, -v.ravel(), -hs / s, -np.ones(m), bas["c_fix"] + s * bas["c_s"]]
     b_parts = [(mid + hs) / s, -(mid - hs) / s, np.zeros(m), bas["c_b0"] + bas["c_b1"] / s]
     n_rows = 3 * m + n_c
-    if prev is not None:
+    if floor is not None:
+        an = np.flatnonzero(mask)
+        rows.append(n_rows + np.arange(an.size))
+        colz.append(an)
+        vals.append(-np.ones(an.size))
+        b_parts.append(-floor[an] / s)
+        n_rows += an.size
+    if cap is not None:
         an = np.arange(n)
         rows.append(n_rows + an)
         colz.append(an)
-        vals.append(-np.ones(n))
-        b_parts.append(-prev["coef"] / s)
+        vals.append(np.ones(n))
+        b_parts.append(cap / s)
         n_rows += n
     a_mat = _csc(np.concatenate(rows), np.concatenate(colz), np.concatenate(vals), (n_rows, n + m))
     b_vec = np.concatenate(b_parts)
@@ -595,14 +711,17 @@ def _fit_slice_qp(bas: dict, knots, s_atm, prev, quotes: dict, active, *, roughn
                                     _clarabel_settings())
     sol = solver.solve()
     a = np.asarray(sol.x)[:n] * s
-    a = _project(knots, a, None if prev is None else prev["coef"])
+    a = _project(knots, a, floor, mask, cap)
     return {"coef": a, "status": str(sol.status), "iterations": int(sol.iterations), "quoted_range": quotes["range"]}
 
 
-def _project(knots: np.ndarray, coef: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
+def _project(knots: np.ndarray, coef: np.ndarray, floor: np.ndarray | None, mask: np.ndarray | None,
+             cap: np.ndarray | None = None) -> np.ndarray:
     """Remove the solver's last-digit constraint residuals so the coefficients satisfy the arbitrage
     conditions exactly: slope coefficients made non-decreasing and clipped to ``[-1, 0]``, coefficients
-    re-integrated from the ATM coefficient, then lifted to at least the previous expiry's."""
+    re-integrated from the ATM coefficient, lifted to at least ``floor`` on ``mask`` and finally capped at
+    ``cap`` coefficientwise. The cap keeps the price bounds and slope bounds exactly (both vectors satisfy them);
+    convexity only up to the residual."""
     n = coef.size
     j = np.arange(1, n)
     span = (knots[j + 3] - knots[j]) / 3.0
@@ -614,9 +733,10 @@ def _project(knots: np.ndarray, coef: np.ndarray, prev: np.ndarray | None) -> np
     # Lifting by a constant keeps slopes and convexity; only residual-sized lifts happen here. With slopes in
     # [-1, 0], c >= 1 - k and c >= 0 hold everywhere once they hold at the two ends.
     lift = max(0.0, (1.0 - knots[0]) - out[0], -out[-1])
-    if prev is not None:
-        lift = max(lift, float(np.max(prev - out)))
-    return out + lift
+    if floor is not None and np.any(mask):
+        lift = max(lift, float(np.max((floor - out)[mask])))
+    out = out + lift
+    return out if cap is None else np.minimum(out, cap)
 
 
 # ------------------------------------------------------------------------------------------- surface
@@ -668,50 +788,197 @@ class Surface:
         """Discount factor for time ``t`` (``ln D`` linear in ``t`` through ``D(0) = 1``)."""
         return self._loglin(np.array([s.discount for s in self.slices]), float(t), 1.0)
 
+    def __post_init__(self) -> None:
+        # Lazily built query caches (per-slice IV grids, per-time butterfly checks). Not a dataclass field: the
+        # surface stays frozen and comparable; only these derived, deterministic values are memoised.
+        object.__setattr__(self, "_cache", {})
+
     # ---- prices
     def _far(self) -> float:
         return 2.0 * self.slices[-1].t
 
-    def _essvi_call(self, k: np.ndarray, t: float) -> np.ndarray:
+    def _essvi_w(self, k: np.ndarray, t: float) -> np.ndarray:
         with np.errstate(divide="ignore"):
-            return _bs_call_norm(k, self.essvi_fit.total_variance(np.log(k), t))
+            return self.essvi_fit.total_variance(np.log(k), t)
 
-    def _curve(self, k: np.ndarray, t: float) -> tuple[np.ndarray, float]:
-        """Market-layer curve at time ``t`` and its ATM total variance (rule in the module docstring)."""
-        sl = self.slices
+    def _essvi_call(self, k: np.ndarray, t: float) -> np.ndarray:
+        return _bs_call_norm(k, self._essvi_w(k, t))
+
+    def _slice_index(self, t: float) -> int | None:
+        """Index of the slice at time ``t`` (within 1e-12 years), else None."""
         ts = self.t
-        if t <= 0:
-            return np.maximum(1.0 - k, 0.0), 0.0
-        far = self._far()
-        if t > far:
-            c_far, _ = self._curve(k, far)
-            return np.maximum(c_far, self._essvi_call(k, t)), float("nan")
+        i = int(np.argmin(np.abs(ts - t)))
+        return i if abs(ts[i] - t) <= _T_MATCH else None
+
+    def _grid(self) -> np.ndarray:
+        """Shared cache grid in ``x = ln k``: every knot interval of the market layer cut into equal parts
+        (about ``_CACHE_POINTS`` points over the domain). The knots are graded (dense at the money), so is the grid."""
+        g = self._cache.get("grid")
+        if g is None:
+            brk = np.log(np.unique(self.slices[0].knots))
+            m = max(4, int(np.ceil(_CACHE_POINTS / (brk.size - 1))))
+            frac = np.arange(m) / m
+            g = np.concatenate([(brk[:-1, None] + np.diff(brk)[:, None] * frac[None, :]).ravel(), brk[-1:]])
+            self._cache["grid"] = g
+        return g
+
+    def _slice_cache(self, i: int) -> dict:
+        """Slice ``i`` on the cache grid (one exact IV solve): IVs, a cubic spline through their finite part, and
+        the total variance used by the time interpolation (``w_fill``: exact where the time value is at least
+        ``_TV_MIN``, linear in ``ln k`` beyond the ends of that region and across gaps)."""
+        from scipy.interpolate import CubicSpline
+
+        key = ("slice", i)
+        hit = self._cache.get(key)
+        if hit is None:
+            sl = self.slices[i]
+            x = self._grid()
+            k = np.exp(x)
+            c = sl.call_normalised(k)
+            iv = _iv_norm(c, k, sl.t)
+            fin = np.isfinite(iv)
+            # time values below _TV_MIN carry a vol only to a few digits: the spline (and the interpolation in t)
+            # uses the nodes above it; beyond them the total variance is extended linearly in ln k with the
+            # edge slope (outward-rising, at most Lee's 2), so w stays C1 and the interpolated prices convex
+            ok = fin & (c - np.maximum(1.0 - k, 0.0) >= _TV_MIN)
+            if np.count_nonzero(ok) < 4:
+                ok[:] = False
+            spline = CubicSpline(x[ok], iv[ok]) if np.any(ok) else None
+            w = iv * iv * sl.t
+            if spline is not None:
+                xo = x[ok]
+                w_fill = np.interp(x, xo, w[ok])  # linear across interior gaps (rare)
+                ends = np.array([xo[0], xo[-1]])
+                w_ends = w[ok][[0, -1]]
+                dw = 2.0 * sl.t * spline(ends) * spline(ends, 1)
+                slopes = np.array([np.clip(dw[0], -2.0, 0.0), np.clip(dw[1], 0.0, 2.0)])
+                w_fill = np.where(x < ends[0], w_ends[0] + slopes[0] * (x - ends[0]), w_fill)
+                w_fill = np.where(x > ends[1], w_ends[1] + slopes[1] * (x - ends[1]), w_fill)
+            else:  # no identifiable vol anywhere (degenerate): the slice's ATM total variance, flat
+                ends, w_ends, slopes = np.zeros(2), np.full(2, sl.atm_total_variance), np.zeros(2)
+                w_fill = np.full(x.size, sl.atm_total_variance)
+            hit = {"fin": fin, "spline": spline, "ok": ok, "w_fill": w_fill, "ends": ends, "w_ends": w_ends,
+                   "slopes": slopes}
+            self._cache[key] = hit
+        return hit
+
+    def _locate(self, k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(x, j, inside)``: ``x = ln k``, the cache-grid interval of each point and whether it is on the grid."""
+        g = self._grid()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x = np.log(k)
+        j = np.clip(np.searchsorted(g, x, side="right") - 1, 0, g.size - 2)
+        return x, j, (x >= g[0]) & (x <= g[-1])
+
+    def _slice_iv(self, i: int, k: np.ndarray) -> np.ndarray:
+        """Market-layer IV of slice ``i`` at ``k`` (NaN where the price carries no identifiable vol).
+
+        From the slice's cache where both grid neighbours have a finite IV (cubic spline); NaN where neither has
+        (the time value is below float precision there); an exact solve elsewhere (outside the grid, or next to
+        the edge of the identifiable region)."""
+        sc = self._slice_cache(i)
+        fin, ok = sc["fin"], sc["ok"]
+        x, j, inside = self._locate(k)
+        use = inside & ok[j] & ok[j + 1]
+        exact = ~use & ~(inside & ~fin[j] & ~fin[j + 1])
+        out = np.full(k.shape, np.nan)
+        if np.any(use):
+            out[use] = sc["spline"](x[use])
+        if np.any(exact):
+            sl = self.slices[i]
+            out[exact] = _iv_norm(sl.call_normalised(k[exact]), k[exact], sl.t)
+        return out
+
+    def _slice_w(self, i: int, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Total variance of slice ``i`` for the interpolation in time, and whether it is identifiable there.
+
+        The cubic spline of the IVs inside the identifiable region, ``w_fill`` linearly elsewhere (continuous)."""
+        sc = self._slice_cache(i)
+        ok = sc["ok"]
+        x, j, inside = self._locate(k)
+        use = inside & ok[j] & ok[j + 1]
+        t = self.slices[i].t
+        w = np.interp(x, self._grid(), sc["w_fill"])
+        (x0, x1), (w0, w1), (s0, s1) = sc["ends"], sc["w_ends"], sc["slopes"]
+        w = np.where(x < x0, w0 + s0 * (x - x0), np.where(x > x1, w1 + s1 * (x - x1), w))
+        if np.any(use):
+            w[use] = sc["spline"](x[use]) ** 2 * t
+        return w, use
+
+    def _bracket(self, t: float):
+        """The two curves around ``t`` (not a slice time, ``0 < t <= 2 t_last``) as functions ``k -> (w, ok)``
+        (total variance and whether it is identifiable) and the weight ``lam`` of ``w_t = w_a + lam (w_b - w_a)``."""
+        ts, sl = self.t, self.slices
         if t < ts[0]:
-            ca, wa, ta = np.maximum(1.0 - k, 0.0), 0.0, 0.0
-            cb, wb, tb = sl[0].call_normalised(k), sl[0].atm_total_variance, ts[0]
-            atm_a, atm_b = 0.0, float(sl[0].call_normalised(np.array([1.0]))[0])
-        elif t >= ts[-1]:
-            last = sl[-1]
-            ca, wa, ta = last.call_normalised(k), last.atm_total_variance, ts[-1]
-            if t == ts[-1]:
-                return ca, wa
-            cb = np.maximum(ca, self._essvi_call(k, far))
-            atm_b = float(max(last.call_normalised(np.array([1.0]))[0], self._essvi_call(np.array([1.0]), far)[0]))
-            wb = float(_iv_norm(np.array([atm_b]), 1.0, far)[0] ** 2 * far)
-            tb = far
-            atm_a = float(last.call_normalised(np.array([1.0]))[0])
-        else:
-            i = int(np.searchsorted(ts, t, side="right")) - 1
-            if t == ts[i]:
-                return sl[i].call_normalised(k), sl[i].atm_total_variance
-            ca, wa, ta = sl[i].call_normalised(k), sl[i].atm_total_variance, ts[i]
-            cb, wb, tb = sl[i + 1].call_normalised(k), sl[i + 1].atm_total_variance, ts[i + 1]
-            atm_a = float(sl[i].call_normalised(np.array([1.0]))[0])
-            atm_b = float(sl[i + 1].call_normalised(np.array([1.0]))[0])
-        w_t = wa + (wb - wa) * (t - ta) / (tb - ta)
-        target = float(_bs_call_norm(1.0, w_t))
-        alpha = 0.0 if atm_b <= atm_a else float(np.clip((target - atm_a) / (atm_b - atm_a), 0.0, 1.0))
-        return (1.0 - alpha) * ca + alpha * cb, w_t
+            return t / ts[0], lambda k: (np.zeros(k.shape), np.ones(k.shape, dtype=bool)), lambda k: self._slice_w(0, k)
+        if t > ts[-1]:
+            n, tn, far = len(sl) - 1, ts[-1], self._far()
+
+            def w_far(k):
+                w, ok = self._slice_w(n, k)
+                return np.maximum(w, self._essvi_w(k, far)), ok
+
+            return (t - tn) / (far - tn), lambda k: self._slice_w(n, k), w_far
+        i = int(np.searchsorted(ts, t, side="right")) - 1
+        return (t - ts[i]) / (ts[i + 1] - ts[i]), lambda k: self._slice_w(i, k), lambda k: self._slice_w(i + 1, k)
+
+    def _interp_w(self, k: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """Linear interpolation of total variance at fixed ``k`` (``t`` not a slice time, ``t <= 2 t_last``):
+        ``(w, ok)``, ``ok`` where at least one bracketing curve has an identifiable vol."""
+        lam, fa, fb = self._bracket(t)
+        (wa, oka), (wb, okb) = fa(k), fb(k)
+        # max(., 0): cached values of slices that coincide (calendar bound active) must not cross by noise
+        return wa + lam * np.maximum(wb - wa, 0.0), oka | okb
+
+    def _between(self, k: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """Market-layer ``(w, c)`` at ``k`` for a time ``t`` that is not a slice time (rule in the module docstring).
+
+        ``w`` is NaN where the curve carries no identifiable vol (or on a stretch bridged by the butterfly fix)."""
+        if t > self._far():
+            w_f, c_f = self._between(k, self._far())
+            w_e = self._essvi_w(k, t)
+            return np.where(np.isfinite(w_f), np.maximum(w_f, w_e), np.nan), np.maximum(c_f, _bs_call_norm(k, w_e))
+        w, ok = self._interp_w(k, t)
+        c = _bs_call_norm(k, w)
+        w = np.where(ok, w, np.nan)
+        fix = self._butterfly_fix(t)
+        if fix is not None:  # rare: bridge the non-convex stretches of the interpolated curve
+            kg, c_hull, bridged = fix
+            _, j, inside = self._locate(k)
+            on = bridged[j] & inside
+            if np.any(on):
+                c[on] = np.interp(k[on], kg, c_hull)
+                w[on] = np.nan
+        return w, c
+
+    def _butterfly_fix(self, t: float):
+        """Butterfly check of the interpolated curve at ``t`` on the cache grid (memoised per ``t``).
+
+        Linear interpolation of total variance between two butterfly-free slices is butterfly-free in practice
+        but not in theory. Where the grid prices are not convex (beyond ``_ARB_TOL``), the curve is replaced by
+        its lower convex envelope over the offending stretch (``None`` when nothing needs fixing, else
+        ``(grid k, envelope prices, bridged-interval mask)``). The envelope is a monotone operator that stays
+        above every convex minorant, so calendar order with the neighbouring curves is kept."""
+        memo = self._cache.setdefault("bfly", {})
+        if t in memo:
+            return memo[t]
+        if len(memo) > 512:
+            memo.clear()
+        k = np.exp(self._grid())
+        c = _bs_call_norm(k, self._interp_w(k, t)[0])
+        out = None
+        slope = np.diff(c) / np.diff(k)
+        # second divided differences: stricter than the diagnostics' tolerance on any coarser grid, far above
+        # the rounding noise of prices near 1 (~1e-16 / dk^2)
+        curv = 2.0 * np.diff(slope) / (k[2:] - k[:-2])
+        if np.any(curv < -_CURV_TOL) or _dense_arbitrage(c, k, _ARB_TOL):
+            hull = _lower_hull(k, c)
+            # intervals between consecutive hull vertices that are grid neighbours keep the smooth curve
+            bridged = np.ones(k.size - 1, dtype=bool)
+            bridged[hull[:-1][np.diff(hull) == 1]] = False
+            out = (k, np.interp(k, k[hull], c[hull]), bridged)
+        memo[t] = out
+        return out
 
     def call_normalised(self, k, t: float) -> np.ndarray:
         """Normalised call ``C / (D F)`` at ``k = K / F(t)``: market layer inside ``k_domain``, eSSVI outside."""
@@ -720,7 +987,14 @@ class Surface:
         inside = (k >= self.k_domain[0]) & (k <= self.k_domain[1])
         out = np.empty_like(k)
         if np.any(inside):
-            out[inside], _ = self._curve(k[inside], t)
+            if t <= 0:
+                out[inside] = np.maximum(1.0 - k[inside], 0.0)
+            else:
+                i = self._slice_index(t)
+                if i is not None:
+                    out[inside] = self.slices[i].call_normalised(k[inside])
+                else:
+                    out[inside] = self._between(k[inside], t)[1]
         if np.any(~inside):
             out[~inside] = self._essvi_call(k[~inside], t)
         return out
@@ -732,17 +1006,32 @@ class Surface:
 
     # ---- vols
     def iv_k(self, k, t: float) -> np.ndarray:
-        """Implied vol (decimal) at ``k = K / F(t)``; parametric (eSSVI) where the price carries no vol."""
+        """Implied vol (decimal) at ``k = K / F(t)``; parametric (eSSVI) where the price carries no vol.
+
+        Answered from per-slice caches (see the module docstring); no implied-vol solve per call except next to
+        the edge of a slice's identifiable region or where the rare butterfly fix applies."""
         k = np.atleast_1d(np.asarray(k, dtype=float))
         t = float(t)
         if t <= 0:
             raise ParameterError(f"t must be positive, got {t}", hint="pass time to expiry in years")
-        c = self.call_normalised(k, t)
-        iv = _iv_norm(c, k, t)
+        inside = (k >= self.k_domain[0]) & (k <= self.k_domain[1])
+        iv = np.full(k.shape, np.nan)
+        if np.any(inside):
+            ki = k[inside]
+            i = self._slice_index(t)
+            if i is not None:
+                iv[inside] = self._slice_iv(i, ki)
+            else:
+                w, c = self._between(ki, t)
+                v = np.sqrt(np.maximum(w, 0.0) / t)
+                solve = ~np.isfinite(w) & (c > np.maximum(1.0 - ki, 0.0))
+                if np.any(solve):  # bridged by the butterfly fix, or beyond 2 t_last next to the edge
+                    v[solve] = _iv_norm(c[solve], ki[solve], t)
+                iv[inside] = v
         bad = ~np.isfinite(iv)
         if np.any(bad):
-            with np.errstate(divide="ignore"):
-                iv[bad] = np.sqrt(self.essvi_fit.total_variance(np.log(k[bad]), t) / t)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                iv[bad] = np.sqrt(self._essvi_w(k[bad], t) / t)
         return iv
 
     def iv(self, strike, t: float) -> np.ndarray:
@@ -1062,9 +1351,11 @@ def fit_surface(
         prev = None
         for i, p in enumerate(preps):
             svi_jobs[chunk_of[i]].result()
-            fit = _fit_slice(p, knots, prev, roughness=roughness, max_quotes=max_quotes)
+            fit = _fit_slice(p, knots, prev, fits[-2] if len(fits) > 1 else None, roughness=roughness,
+                             max_quotes=max_quotes)
             fits.append(fit)
             prev = fit
+        _calendar_backward(knots, fits)
         t4 = time.perf_counter()
         timings["mc"] = t4 - t3
         mc_diag = _market_diagnostics(preps, fits, knots, k_dense)

@@ -43,6 +43,8 @@ SIGMA_MIN = 1e-4  # sigma below this (or below SIGMA_REL x the checked k range):
 SIGMA_REL = 2.5e-3
 RHO_MAX = 0.995  # |rho| above this: one wing is flat, the other at full slope
 LEE_SLOPE = 2.0  # Lee (2004): wing slopes of w in k cannot exceed 2
+_WING_CAPS = (LEE_SLOPE, 0.03)  # wing-slope caps of the second search for degenerate fits
+_REFIT_TOLERANCE = 1.1  # a non-degenerate refit may be this much worse (weighted RMSE) and still replace
 
 
 
@@ -228,7 +230,8 @@ def _inner(data: dict, m: np.ndarray, sig: np.ndarray):
     w_max = np.broadcast_to(data["w_max"][:, None], sig.shape).reshape(-1)
     zero = np.zeros_like(sg)
     lo = np.stack([-w_max, zero, zero], axis=1)
-    hi = np.stack([w_max, LEE_SLOPE * sg, LEE_SLOPE * sg], axis=1)
+    caps = np.broadcast_to(data["caps"][:, None, :], (*sig.shape, 2)).reshape(-1, 2)  # wing slope caps
+    hi = np.stack([w_max, caps[:, 0] * sg, caps[:, 1] * sg], axis=1)
     x, val = _box_lsq(n_mat, rhs, lo, hi)
     sse = val + np.broadcast_to(data["wsq"][:, None], sig.shape).reshape(-1)
     a, u, v = x[:, 0], x[:, 1], x[:, 2]
@@ -269,6 +272,8 @@ def _penalised(data: dict, m: np.ndarray, sig: np.ndarray, group: int, keep: int
         g = _g_min(data, sid, a_f[idx], b_f[idx], r_f[idx], m_f[idx], s_f[idx])
         g_min[idx] = g
         bad = np.where(np.isfinite(g), np.maximum(-g, 0.0), 1e6)
+        # second pass only (rho_max < 1): a flat wing (|rho| at 1) ranks like a butterfly violation
+        bad = bad + np.maximum(np.abs(r_f[idx]) - data["rho_max"][sid], 0.0)
         score[idx] = sse_f[idx] + (bad > 0) * (1.0 + bad) * (1.0 + data["wsq"][sid])
 
     order = np.arange(n_g)[:, None] * group + np.argsort(sse.reshape(n_g, group), axis=1, kind="stable")
@@ -316,8 +321,15 @@ def calibrate_svi(k, w, weights=None, *, n_starts: int = 5, n_zoom: int = 8) -> 
 def calibrate_svi_many(
     ks: Sequence, ws: Sequence, weights: Sequence | None = None, *, n_starts: int = 5, n_zoom: int = 8
 ) -> list[SVIFit]:
-    """:func:`calibrate_svi` for many slices at once (one vectorized search over all of them; same results)."""
-    data_k, data_w, data_wt, spans, kls, khs = [], [], [], [], [], []
+    """:func:`calibrate_svi` for many slices at once (one vectorized search over all of them; same results).
+
+    Degenerate fits (``rho_extreme`` or ``lee_bound``: a wing flat or at Lee's slope, typically because every
+    candidate with a proper shape breaks Durrleman's condition far beyond the quotes) are searched again with
+    the wing slopes capped (``b (1 +- rho) <= cap`` for caps in ``_WING_CAPS``, both wings) and ``|rho| <= RHO_MAX``;
+    the best such fit replaces the first one when it carries no flag at all (no butterfly arbitrage either), and its
+    weighted error is at most ``_REFIT_TOLERANCE`` times the first one's.
+    """
+    data_k, data_w, data_wt = [], [], []
     for i in range(len(ks)):
         k = np.asarray(ks[i], dtype=float)
         w = np.asarray(ws[i], dtype=float)
@@ -331,8 +343,35 @@ def calibrate_svi_many(
         data_k.append(k[ok])
         data_w.append(w[ok])
         data_wt.append(wt[ok] / np.sum(wt[ok]))
-        kls.append(float(k[ok].min()))
-        khs.append(float(k[ok].max()))
+    n_s = len(data_k)
+    fits = _calibrate_batch(data_k, data_w, data_wt, np.full((n_s, 2), LEE_SLOPE), np.full(n_s, np.inf),
+                            n_starts, n_zoom)
+    bad = [i for i, f in enumerate(fits) if "rho_extreme" in f.flags or "lee_bound" in f.flags]
+    if bad:
+        caps = [(cu, cv) for cu in _WING_CAPS for cv in _WING_CAPS]
+        src_i = [i for i in bad for _ in caps]
+        refits = _calibrate_batch([data_k[i] for i in src_i], [data_w[i] for i in src_i],
+                                  [data_wt[i] for i in src_i], np.array(caps * len(bad), dtype=float),
+                                  np.full(len(src_i), RHO_MAX), n_starts, n_zoom)
+        degenerate = {"rho_extreme", "lee_bound", "durrleman", "negative_variance", "sigma_small"}
+        for j, i in enumerate(bad):
+            cands = [f for f in refits[j * len(caps) : (j + 1) * len(caps)] if not degenerate & set(f.flags)]
+            if cands:
+                best = min(cands, key=lambda f: f.rmse_w)
+                if best.rmse_w <= _REFIT_TOLERANCE * fits[i].rmse_w:
+                    fits[i] = best
+    return fits
+
+
+def _calibrate_batch(data_k: list, data_w: list, data_wt: list, caps: np.ndarray, rho_max: np.ndarray,
+                     n_starts: int, n_zoom: int) -> list[SVIFit]:
+    """The vectorized grid + zoom search over slices of clean data (weights summing to 1); ``caps`` (S, 2):
+    caps of the right and left wing slopes ``b (1 + rho)``, ``b (1 - rho)``; ``rho_max`` (S,): ``|rho|`` above it
+    is penalised like a butterfly violation."""
+    spans, kls, khs = [], [], []
+    for k in data_k:
+        kls.append(float(k.min()))
+        khs.append(float(k.max()))
         spans.append(max(khs[-1] - kls[-1], 1e-3))
     n_s = len(data_k)
     n_pt = max(x.size for x in data_k)
@@ -351,6 +390,8 @@ def calibrate_svi_many(
         "wsq": np.sum(wtt * ww * ww, axis=1),
         "w_max": ww.max(axis=1),
         "k_check": k_check,
+        "caps": np.asarray(caps, dtype=float),
+        "rho_max": np.asarray(rho_max, dtype=float),
     }
 
     n_m, n_l = 13, 11

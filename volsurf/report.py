@@ -304,55 +304,109 @@ def skew_term_series(metrics: Any) -> tuple[list[float], dict[str, list[float]]]
     }
 
 
-def draw_charts(analysis: Analysis, out_dir: Path, progress: Callable[[str], None] | None = None) -> dict[str, Path]:
-    """Draw every chart of the report as PNG into ``out_dir``; returns name -> path."""
+def chart_tasks(analysis: Analysis) -> list[tuple[str, str, Callable[[], Any]]]:
+    """The report's charts as (name, stage, draw) triples; ``draw()`` returns a Figure or Axes."""
+    from volsurf.plots import gex_plots, skew_plots, surface_plots
+
+    meta = analysis.snapshot.meta
+    td = meta.trade_date.isoformat()
+    und = meta.underlying
+    surf = analysis.surface
+    m = analysis.metrics
+    g = analysis.gex
+    bs = g.by_strike
+    days, series = skew_term_series(m)
+    tasks: list[tuple[str, str, Callable[[], Any]]] = [
+        # The report shows an overview (6 smiles, coarser grids); `volsurf surface --plot` draws the full detail.
+        ("smiles", "charts: surface",
+         lambda: surface_plots.plot_smiles_grid(surf, max_panels=6, underlying=und, trade_date=td)),
+        ("iv_heatmap", "charts: surface",
+         lambda: surface_plots.plot_iv_heatmap(surf, underlying=und, trade_date=td, n_t=40, n_k=81)),
+        ("atm_term_structure", "charts: surface",
+         lambda: surface_plots.plot_atm_term_structure(surf, underlying=und, trade_date=td, n_t=80)),
+        ("skew_term", "charts: skew",
+         lambda: skew_plots.plot_skew_term(days, series, trade_date=td, underlying=und)),
+    ]
+    if m.smile_curves:
+        tasks.append(("cm_smiles", "charts: skew",
+                      lambda: skew_plots.plot_smiles(m.smile_curves, trade_date=td, underlying=und)))
+    tasks += [
+        ("gex_by_strike", "charts: gex", lambda: gex_plots.plot_gex_by_strike(
+            bs["strike"], bs["call_gex"], bs["put_gex"], bs["net_gex"], spot=g.spot, flip=g.flip.flip,
+            trade_date=td, underlying=und, assumption=g.assumption.name)),
+        ("gex_profile", "charts: gex", lambda: gex_plots.plot_gex_profile(
+            g.profile_spots, g.profile_net, spot=g.spot, flip=g.flip.flip, by_bucket=g.profile_by_bucket,
+            trade_date=td, underlying=und, assumption=g.assumption.name)),
+        ("gex_by_expiry", "charts: gex", lambda: gex_plots.plot_gex_by_bucket(
+            g.by_bucket, trade_date=td, underlying=und, assumption=g.assumption.name)),
+    ]
+    return tasks
+
+
+# Set just before forking chart workers: the children inherit it (nothing is pickled but the task index).
+_FORK_TASKS: list[tuple[str, Path, Callable[[], Any]]] = []
+
+
+def _draw_one(i: int) -> str:
+    from volsurf.plots import save_figure
+
+    _name, path, draw = _FORK_TASKS[i]
+    return save_figure(draw(), path, dpi=90)[0]
+
+
+def _fork_is_safe() -> bool:
+    import multiprocessing
+    import os
+    import threading
+
+    # fork() with other threads alive can deadlock the child; CPU count 1 gains nothing.
+    return ("fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+            and (os.cpu_count() or 1) > 1)
+
+
+def draw_charts(
+    analysis: Analysis,
+    out_dir: Path,
+    progress: Callable[[str], None] | None = None,
+    parallel: bool | None = None,
+) -> dict[str, Path]:
+    """Draw every chart of the report as PNG into ``out_dir``; returns name -> path.
+
+    With ``parallel`` (default: when the process may fork safely, i.e. on Linux/macOS with no other thread
+    alive) the charts are drawn by two forked worker processes: matplotlib holds the GIL, so threads would not
+    help, and forked children inherit the analysis without pickling it.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
 
-    from volsurf.plots import gex_plots, save_figure, skew_plots, surface_plots
+    from volsurf.plots import save_figure
 
     step = progress or (lambda _name: None)
     out_dir.mkdir(parents=True, exist_ok=True)
-    meta = analysis.snapshot.meta
-    td = meta.trade_date.isoformat()
-    und = meta.underlying
+    tasks = chart_tasks(analysis)
+    if parallel is None:
+        parallel = _fork_is_safe()
+    if parallel:
+        import multiprocessing
+
+        global _FORK_TASKS
+        _FORK_TASKS = [(name, out_dir / name, draw) for name, _, draw in tasks]
+        try:
+            for stage in dict.fromkeys(stage for _, stage, _ in tasks):
+                step(stage)
+            with multiprocessing.get_context("fork").Pool(2) as pool:
+                paths = pool.map(_draw_one, range(len(tasks)), chunksize=1)
+        finally:
+            _FORK_TASKS = []
+        return {name: Path(p) for (name, _, _), p in zip(tasks, paths, strict=True)}
     charts: dict[str, Path] = {}
-
-    def save(name: str, obj: Any) -> None:
-        charts[name] = Path(save_figure(obj, out_dir / name, dpi=90)[0])
-
-    step("charts: surface")
-    save("smiles", surface_plots.plot_smiles_grid(analysis.surface, max_panels=9, underlying=und, trade_date=td))
-    save("iv_heatmap", surface_plots.plot_iv_heatmap(analysis.surface, underlying=und, trade_date=td))
-    save("atm_term_structure", surface_plots.plot_atm_term_structure(analysis.surface, underlying=und, trade_date=td))
-
-    step("charts: skew")
-    m = analysis.metrics
-    days, series = skew_term_series(m)
-    save("skew_term", skew_plots.plot_skew_term(days, series, trade_date=td, underlying=und))
-    if m.smile_curves:
-        save("cm_smiles", skew_plots.plot_smiles(m.smile_curves, trade_date=td, underlying=und))
-
-    step("charts: gex")
-    g = analysis.gex
-    bs = g.by_strike
-    save(
-        "gex_by_strike",
-        gex_plots.plot_gex_by_strike(
-            bs["strike"], bs["call_gex"], bs["put_gex"], bs["net_gex"], spot=g.spot, flip=g.flip.flip,
-            trade_date=td, underlying=und, assumption=g.assumption.name,
-        ),
-    )
-    save(
-        "gex_profile",
-        gex_plots.plot_gex_profile(
-            g.profile_spots, g.profile_net, spot=g.spot, flip=g.flip.flip, by_bucket=g.profile_by_bucket,
-            trade_date=td, underlying=und, assumption=g.assumption.name,
-        ),
-    )
-    save("gex_by_expiry", gex_plots.plot_gex_by_bucket(g.by_bucket, trade_date=td, underlying=und,
-                                                        assumption=g.assumption.name))
+    last_stage = None
+    for name, stage, draw in tasks:
+        if stage != last_stage:
+            step(stage)
+            last_stage = stage
+        charts[name] = Path(save_figure(draw(), out_dir / name, dpi=90)[0])
     return charts
 
 

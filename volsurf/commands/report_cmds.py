@@ -65,6 +65,8 @@ def report_cmd(file: str, out_dir: str, previous: str | None, history: tuple[str
 
     equity_ytd, bond_ytd = resolve_returns(equity_ytd, bond_ytd, equity_prices, bond_prices, since,
                                            load(file).meta.trade_date)
+    # No tqdm monitor thread: charts are drawn in forked workers, and fork() wants a single-threaded parent.
+    tqdm.monitor_interval = 0
     stages = 10 + bool(previous) + bool(history)
     with tqdm(total=stages, desc="volsurf report", unit="step", disable=None, leave=False) as bar:
 

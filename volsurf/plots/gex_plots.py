@@ -88,7 +88,7 @@ def plot_gex_by_strike(
     ax.set_xlabel("strike (index points)" + binned)
     ax.set_ylabel("dealer gamma exposure ($bn per 1% move)")
     ax.set_title(_title("gamma exposure by strike", underlying, trade_date, assumption))
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=8, loc="upper left")
     ax.grid(alpha=0.3)
     return ax
 
@@ -131,7 +131,7 @@ def plot_gex_profile(
     ax.set_xlabel("hypothetical spot (index points)")
     ax.set_ylabel("net dealer gamma exposure ($bn per 1% move)")
     ax.set_title(_title("net GEX profile", underlying, trade_date, assumption))
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=8, loc="upper left")
     ax.grid(alpha=0.3)
     return ax
 

@@ -48,7 +48,7 @@ def plot_smiles(
     ax.set_ylabel("implied volatility (vol points, %)")
     ax.set_title(f"{underlying} implied-vol smiles, {trade_date}".strip())
     if curves:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper right")
     ax.grid(alpha=0.3)
     return ax
 

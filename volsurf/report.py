@@ -36,6 +36,7 @@ class Analysis:
     gex: Any
     rebalance: Any = None
     stage_times: dict[str, float] = field(default_factory=dict)
+    early_charts: Any = None  # a ChartJob started as soon as the surface was fitted (see analyze's on_surface)
 
 
 def _num(x: Any) -> float | None:
@@ -60,6 +61,7 @@ def analyze(
     bond_ytd: float | None = None,
     assumption: str | None = None,
     progress: Callable[[str], None] | None = None,
+    on_surface: Callable[[Any, Any], Any] | None = None,
 ) -> Analysis:
     """Run the whole pipeline on one chain file.
 
@@ -77,6 +79,9 @@ def analyze(
         Dealer positioning for GEX (default: :data:`volsurf.gex.DEFAULT_ASSUMPTION`).
     progress : callable, optional
         Called with a stage name before each stage (the CLI advances its progress bar with it).
+    on_surface : callable, optional
+        Called as ``on_surface(snapshot, surface)`` right after the surface fit; its return value is kept as
+        ``Analysis.early_charts`` (the CLI starts drawing the surface charts there, in parallel with the rest).
     """
     import time
 
@@ -100,6 +105,7 @@ def analyze(
     snapshot = timed("load", lambda: load(path))
     enriched = timed("enrich", lambda: enrich(snapshot))
     surface = timed("surface", lambda: fit_from_enriched(enriched))
+    early = on_surface(snapshot, surface) if on_surface is not None else None
     metrics = timed("skew", lambda: snapshot_metrics(snapshot, enriched=enriched, fitted_surface=surface))
 
     prev_metrics = None
@@ -157,7 +163,7 @@ def analyze(
         equity_ytd=equity_ytd,
         bond_ytd=bond_ytd,
     )
-    return Analysis(summary, snapshot, enriched, surface, metrics, gex, rebalance, times)
+    return Analysis(summary, snapshot, enriched, surface, metrics, gex, rebalance, times, early)
 
 
 def _cm(metrics: Any, days: int) -> dict[str, Any]:
@@ -304,19 +310,13 @@ def skew_term_series(metrics: Any) -> tuple[list[float], dict[str, list[float]]]
     }
 
 
-def chart_tasks(analysis: Analysis) -> list[tuple[str, str, Callable[[], Any]]]:
-    """The report's charts as (name, stage, draw) triples; ``draw()`` returns a Figure or Axes."""
-    from volsurf.plots import gex_plots, skew_plots, surface_plots
+def surface_chart_tasks(snapshot: Any, surf: Any) -> list[tuple[str, str, Callable[[], Any]]]:
+    """The surface charts as (name, stage, draw) triples (they need only the snapshot and the fit)."""
+    from volsurf.plots import surface_plots
 
-    meta = analysis.snapshot.meta
-    td = meta.trade_date.isoformat()
-    und = meta.underlying
-    surf = analysis.surface
-    m = analysis.metrics
-    g = analysis.gex
-    bs = g.by_strike
-    days, series = skew_term_series(m)
-    tasks: list[tuple[str, str, Callable[[], Any]]] = [
+    td = snapshot.meta.trade_date.isoformat()
+    und = snapshot.meta.underlying
+    return [
         # The report shows an overview (6 smiles, coarser grids); `volsurf surface --plot` draws the full detail.
         ("smiles", "charts: surface",
          lambda: surface_plots.plot_smiles_grid(surf, max_panels=6, underlying=und, trade_date=td)),
@@ -324,6 +324,24 @@ def chart_tasks(analysis: Analysis) -> list[tuple[str, str, Callable[[], Any]]]:
          lambda: surface_plots.plot_iv_heatmap(surf, underlying=und, trade_date=td, n_t=40, n_k=81)),
         ("atm_term_structure", "charts: surface",
          lambda: surface_plots.plot_atm_term_structure(surf, underlying=und, trade_date=td, n_t=80)),
+    ]
+
+
+def chart_tasks(analysis: Analysis, *, include_surface: bool = True) -> list[tuple[str, str, Callable[[], Any]]]:
+    """The report's charts as (name, stage, draw) triples; ``draw()`` returns a Figure or Axes."""
+    from volsurf.plots import gex_plots, skew_plots
+
+    meta = analysis.snapshot.meta
+    td = meta.trade_date.isoformat()
+    und = meta.underlying
+    m = analysis.metrics
+    g = analysis.gex
+    bs = g.by_strike
+    days, series = skew_term_series(m)
+    tasks: list[tuple[str, str, Callable[[], Any]]] = (
+        surface_chart_tasks(analysis.snapshot, analysis.surface) if include_surface else []
+    )
+    tasks += [
         ("skew_term", "charts: skew",
          lambda: skew_plots.plot_skew_term(days, series, trade_date=td, underlying=und)),
     ]
@@ -352,6 +370,64 @@ def _draw_one(i: int) -> str:
 
     _name, path, draw = _FORK_TASKS[i]
     return save_figure(draw(), path, dpi=90)[0]
+
+
+class ChartJob:
+    """Charts drawn by one forked child process while the parent goes on computing.
+
+    ``join()`` returns name -> path; if the child failed, the charts are drawn in the parent instead, so a
+    problem in the parallel path can never lose a chart.
+    """
+
+    def __init__(self, tasks: list[tuple[str, str, Callable[[], Any]]], out_dir: Path) -> None:
+        import multiprocessing
+
+        global _FORK_TASKS
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.tasks = tasks
+        self.out_dir = out_dir
+        ctx = multiprocessing.get_context("fork")
+        self._queue = ctx.SimpleQueue()
+        _FORK_TASKS = [(name, out_dir / name, draw) for name, _, draw in tasks]
+        try:
+            self._proc = ctx.Process(target=_chart_job_main, args=(self._queue,), daemon=True)
+            self._proc.start()
+        finally:
+            _FORK_TASKS = []
+
+    def join(self) -> dict[str, Path]:
+        status, payload = self._queue.get()
+        self._proc.join()
+        if status == "ok":
+            return {name: Path(p) for (name, _, _), p in zip(self.tasks, payload, strict=True)}
+        from volsurf.plots import save_figure
+
+        return {name: Path(save_figure(draw(), self.out_dir / name, dpi=90)[0]) for name, _, draw in self.tasks}
+
+
+def _chart_job_main(queue: Any) -> None:
+    try:
+        queue.put(("ok", [_draw_one(i) for i in range(len(_FORK_TASKS))]))
+    except Exception as exc:  # reported to the parent, which redraws in-process
+        queue.put(("error", repr(exc)))
+
+
+def _import_plotting() -> None:
+    """Import matplotlib and the chart modules once in the parent, so that forked children inherit them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.figure
+
+    from volsurf.plots import gex_plots, skew_plots, surface_plots  # noqa: F401
+
+
+def start_surface_charts(snapshot: Any, surface: Any, out_dir: str | Path) -> ChartJob | None:
+    """Start drawing the surface charts in a forked child (None where forking is not safe)."""
+    if not _fork_is_safe():
+        return None
+    _import_plotting()
+    return ChartJob(surface_chart_tasks(snapshot, surface), Path(out_dir))
 
 
 def _fork_is_safe() -> bool:
@@ -384,9 +460,12 @@ def draw_charts(
 
     step = progress or (lambda _name: None)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tasks = chart_tasks(analysis)
+    job = analysis.early_charts
+    tasks = chart_tasks(analysis, include_surface=job is None)
     if parallel is None:
         parallel = _fork_is_safe()
+    if parallel:
+        _import_plotting()
     if parallel:
         import multiprocessing
 
@@ -399,8 +478,9 @@ def draw_charts(
                 paths = pool.map(_draw_one, range(len(tasks)), chunksize=1)
         finally:
             _FORK_TASKS = []
-        return {name: Path(p) for (name, _, _), p in zip(tasks, paths, strict=True)}
-    charts: dict[str, Path] = {}
+        early = job.join() if job is not None else {}
+        return {**early, **{name: Path(p) for (name, _, _), p in zip(tasks, paths, strict=True)}}
+    charts: dict[str, Path] = job.join() if job is not None else {}
     last_stage = None
     for name, stage, draw in tasks:
         if stage != last_stage:

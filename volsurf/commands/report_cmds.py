@@ -61,10 +61,11 @@ def report_cmd(file: str, out_dir: str, previous: str | None, history: tuple[str
 
     from volsurf.formats import load
     from volsurf.output import dumps_json, key_values_table
-    from volsurf.report import analyze, write_report
+    from volsurf.report import analyze, start_surface_charts, write_report
 
-    equity_ytd, bond_ytd = resolve_returns(equity_ytd, bond_ytd, equity_prices, bond_prices, since,
-                                           load(file).meta.trade_date)
+    # The trade date is needed only to compute returns from price files.
+    trade_date = load(file).meta.trade_date if equity_prices is not None else None
+    equity_ytd, bond_ytd = resolve_returns(equity_ytd, bond_ytd, equity_prices, bond_prices, since, trade_date)
     # No tqdm monitor thread: charts are drawn in forked workers, and fork() wants a single-threaded parent.
     tqdm.monitor_interval = 0
     stages = 10 + bool(previous) + bool(history)
@@ -74,8 +75,10 @@ def report_cmd(file: str, out_dir: str, previous: str | None, history: tuple[str
             bar.set_postfix_str(name)
             bar.update(1)
 
+        # The surface charts start drawing in a forked child as soon as the fit exists.
         analysis = analyze(file, previous=previous, history=list(history) or None, equity_ytd=equity_ytd,
-                           bond_ytd=bond_ytd, assumption=assumption, progress=step)
+                           bond_ytd=bond_ytd, assumption=assumption, progress=step,
+                           on_surface=lambda snap, surf: start_surface_charts(snap, surf, out_dir))
         page = write_report(analysis, out_dir, progress=step)
     if fmt == "json":
         click.echo(dumps_json(analysis.summary["headline"]))

@@ -19,6 +19,13 @@ DATA = Path(__file__).resolve().parent / "data"
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+# CI runs the property tests with a fixed seed (reproducible); locally they explore new examples each run.
+from hypothesis import settings as _hyp_settings  # noqa: E402
+
+_hyp_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    _hyp_settings.load_profile("ci")
+
 
 def real_chain_files() -> list[Path]:
     """Every real chain file under ../shared/real_chains (sorted)."""

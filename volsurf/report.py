@@ -106,7 +106,8 @@ def analyze(
     enriched = timed("enrich", lambda: enrich(snapshot))
     surface = timed("surface", lambda: fit_from_enriched(enriched))
     early = on_surface(snapshot, surface) if on_surface is not None else None
-    metrics = timed("skew", lambda: snapshot_metrics(snapshot, enriched=enriched, fitted_surface=surface))
+    metrics = timed("skew", lambda: snapshot_metrics(
+        snapshot, enriched=enriched, fitted_surface=surface, per_expiry=False, chart_data=True))
 
     prev_metrics = None
     demand_chg = None

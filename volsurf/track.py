@@ -271,6 +271,7 @@ def snapshot_metrics(
     per_expiry: bool = True,
     enriched: Any = None,
     fitted_surface: Any = None,
+    chart_data: bool | None = None,
 ) -> SnapshotMetrics:
     """Skew, variance index, demand and calendar context of one snapshot (pure function of the snapshot).
 
@@ -287,6 +288,8 @@ def snapshot_metrics(
         ``enrich(snapshot)`` if the caller already has it (the report shares one across sections).
     fitted_surface : volsurf.surface.Surface, optional
         An already fitted surface to measure the skew on (overrides ``surface``).
+    chart_data : bool, optional
+        Keep the constant-maturity smile curves and the quote nodes for charts (default: ``per_expiry``).
 
     Raises
     ------
@@ -297,6 +300,8 @@ def snapshot_metrics(
     from volsurf.enrich import enrich
 
     notes: list[str] = []
+    if chart_data is None:
+        chart_data = per_expiry
     if enriched is None:
         # Only the mid IV, status, forward and t are used here: skip bid/ask IVs and greeks (~40% of enrich).
         enriched = enrich(snapshot, quote_ivs=False, greeks=False)
@@ -306,7 +311,7 @@ def snapshot_metrics(
         cms = tuple(constant_maturity_metrics(si.surface, si.expiry_times, days))
         per = expiry_metrics(si.surface, si.expiry_times) if per_expiry else []
         per_df = pd.DataFrame([m.to_dict() for m in per])
-        curves = _cm_curves(si, days) if per_expiry else {}
+        curves = _cm_curves(si, days) if chart_data else {}
         tab = si.expiries.reset_index(drop=True)
         for c in ("expiry_date", "root"):
             if c in tab.columns and len(tab) == len(per_df):
@@ -323,7 +328,7 @@ def snapshot_metrics(
             ef["otm"].to_numpy(dtype=bool) & np.isfinite(ef["iv_mid"].to_numpy(dtype=float)),
             ["expiry", "expiry_date", "t", "strike", "forward", "iv_mid"],
         ].reset_index(drop=True)
-        if per_expiry
+        if chart_data
         else pd.DataFrame()
     )
     demand = otm_put_demand(ef, spot=snapshot.meta.spot, trade_date=snapshot.meta.trade_date)
@@ -337,7 +342,7 @@ def snapshot_metrics(
         demand=demand,
         calendar=_calendar(snapshot.meta.trade_date),
         surface_source=source,
-        # Quotes are kept only for charts (per_expiry=True); tracking results stay small to pickle/store.
+        # Quotes are kept only for charts (chart_data); tracking results stay small to pickle/store.
         smile_nodes=nodes,
         smile_curves=curves,
         notes=tuple(notes),

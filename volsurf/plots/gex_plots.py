@@ -71,11 +71,16 @@ def plot_gex_by_strike(
     binned = ""
     if uniq.size > max_bars:
         # Thousands of bars are unreadable and slow to draw: sum GEX into equal strike bins.
-        spacing = (hi - lo) / max_bars
-        idx = np.clip(((k - lo) / spacing).astype(int), 0, max_bars - 1)
-        k = lo + (np.arange(max_bars) + 0.5) * spacing
-        series = [np.bincount(idx, weights=v, minlength=max_bars) for v in series]
-        binned = f" (summed in {spacing:,.0f}-point strike bins)"
+        # A round bin width (1, 2, 2.5 or 5 x 10^n points) at or above the range / max_bars, aligned to it.
+        raw = (hi - lo) / max_bars
+        mag = 10.0 ** np.floor(np.log10(raw))
+        spacing = float(mag * next(m for m in (1.0, 2.0, 2.5, 5.0, 10.0) if m * mag >= raw - 1e-12))
+        start = np.floor(lo / spacing) * spacing
+        n_bins = int(np.ceil((hi - start) / spacing))
+        idx = np.clip(((k - start) // spacing).astype(int), 0, n_bins - 1)
+        k = start + (np.arange(n_bins) + 0.5) * spacing
+        series = [np.bincount(idx, weights=v, minlength=n_bins) for v in series]
+        binned = f" (summed in {spacing:,g}-point strike bins)"
     width = spacing / 3.0
     colors = ("tab:green", "tab:red", "tab:blue")
     labels = ("call GEX", "put GEX", "net GEX")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from volsurf.cli import main
+from volsurf.cli.main import main
 
 if __name__ == "__main__":
     main()

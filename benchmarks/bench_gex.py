@@ -30,9 +30,9 @@ def _time(fn, repeat: int) -> tuple[float, float]:
 
 
 def main(argv: list[str]) -> int:
-    from volsurf import gex
-    from volsurf.enrich import enrich
-    from volsurf.formats import load
+    from volsurf.analytics import gex
+    from volsurf.io.formats import load
+    from volsurf.pricing.enrich import enrich
 
     path = Path(argv[0]) if argv else DEFAULT
     if not path.exists():

@@ -2,9 +2,9 @@
 
 Run: ``.venv/bin/python benchmarks/bench_iv.py [N]``. Draws N options (default 1,000,000) over the whole domain
 (vol 1%..500%, expiry 1e-5..10 years, strikes -8..+8 standard deviations around the forward, calls and puts,
-rates 0..8%), prices them with :func:`volsurf.pricing.black76_price` and inverts them with
+rates 0..8%), prices them with :func:`volsurf.pricing.black76.black76_price` and inverts them with
 
-* ``volsurf.iv.implied_volatility_with_status`` (all N options, best of several runs),
+* ``volsurf.pricing.iv.implied_volatility_with_status`` (all N options, best of several runs),
 * vollib's ``vollib.black.implied_volatility.implied_volatility`` called per option on a 2,000-option subsample,
 * ``py_vollib_vectorized.vectorized_implied_volatility_black`` if it is installed and works (it is not a project
   dependency; the benchmark says so and skips it otherwise).
@@ -23,8 +23,8 @@ import warnings
 import numpy as np
 from scipy.special import erfcx, ndtr
 
-from volsurf.iv import OK, implied_volatility_with_status
-from volsurf.pricing import black76_price
+from volsurf.pricing.black76 import black76_price
+from volsurf.pricing.iv import OK, implied_volatility_with_status
 
 EPS = np.finfo(float).eps
 LIMIT_S = 0.5
@@ -141,7 +141,7 @@ def main() -> int:
     wall, cpu, (vol, status) = timed(lambda: implied_volatility_with_status(*args), repeat=5)
     err, n_good = max_error(vol, o)
     print(
-        f"volsurf.iv           : {n:,} options  best wall {wall:.3f} s  best CPU {cpu:.3f} s  "
+        f"volsurf.pricing.iv           : {n:,} options  best wall {wall:.3f} s  best CPU {cpu:.3f} s  "
         f"= {1e6 * wall / n:.3f} us/option wall, {1e6 * cpu / n:.3f} us/option CPU"
     )
     print(

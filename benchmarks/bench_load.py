@@ -16,8 +16,8 @@ LARGEST = ROOT / "sample_chains" / "spx_2026-07-31_close.csv"
 
 
 def main() -> None:
-    from volsurf.enrich import enrich
-    from volsurf.formats import load
+    from volsurf.io.formats import load
+    from volsurf.pricing.enrich import enrich
 
     load(LARGEST)  # warm caches (calendar, imports)
     times = []

@@ -20,9 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from volsurf.enrich import enrich  # noqa: E402
-from volsurf.formats import load  # noqa: E402
-from volsurf.surface import expiry_quotes_from_enriched, fit_surface  # noqa: E402
+from volsurf.io.formats import load  # noqa: E402
+from volsurf.pricing.enrich import enrich  # noqa: E402
+from volsurf.surface.fit import expiry_quotes_from_enriched, fit_surface  # noqa: E402
 
 DEFAULT = ROOT.parent / "shared" / "real_chains" / "cboe_GallegoToscano_svi-volatility-surface" / "spx_quotedata_20260803.csv"
 
@@ -30,7 +30,7 @@ DEFAULT = ROOT.parent / "shared" / "real_chains" / "cboe_GallegoToscano_svi-vola
 def main(path: str | None = None, repeats: int = 7, serial: bool = False) -> dict:
     import statistics
 
-    import volsurf.surface as surface_mod
+    import volsurf.surface.fit as surface_mod
 
     surface_mod._PARALLEL = not serial
     path = str(path or DEFAULT)

@@ -1,7 +1,7 @@
 """Benchmark: ``volsurf track`` over N snapshots of a ~10,000-row chain (target: 250 snapshots in < 60 s).
 
 Writes N synthetic canonical CSV chains (consecutive NYSE sessions, 50 expiries x 100 strikes x call/put,
-Black-76 prices from a skewed smile) into a temporary directory, then times :func:`volsurf.track.track` over
+Black-76 prices from a skewed smile) into a temporary directory, then times :func:`volsurf.history.track.track` over
 them (load + enrich + smile + skew + variance index + demand + calendar per file).
 
 Run: ``.venv/bin/python benchmarks/bench_track.py [--n 250] [--jobs 2]``
@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from volsurf.calendar import session_open_close, sessions_between
-from volsurf.formats import write_canonical
-from volsurf.pricing import black76_price
-from volsurf.snapshot import Snapshot, SnapshotMeta
+from volsurf.io.formats import write_canonical
+from volsurf.market.calendar import session_open_close, sessions_between
+from volsurf.market.snapshot import Snapshot, SnapshotMeta
+from volsurf.pricing.black76 import black76_price
 
 NY = "America/New_York"
 
@@ -94,7 +94,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=250, help="snapshots")
     ap.add_argument("--jobs", type=int, default=1, help="worker processes")
     args = ap.parse_args()
-    from volsurf.track import track
+    from volsurf.history.track import track
 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()

@@ -42,7 +42,7 @@ def require_shared() -> None:
 @lru_cache(maxsize=64)
 def load_cached(path: str):
     """Load a chain once per test session (snapshots are immutable by convention)."""
-    from volsurf.formats import load
+    from volsurf.io.formats import load
 
     return load(path)
 
@@ -50,7 +50,7 @@ def load_cached(path: str):
 @lru_cache(maxsize=32)
 def enrich_cached(path: str):
     """Load and enrich a chain once per test session."""
-    from volsurf.enrich import enrich
+    from volsurf.pricing.enrich import enrich
 
     return enrich(load_cached(path))
 

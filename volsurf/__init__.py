@@ -11,12 +11,12 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY: dict[str, str] = {
-    "load": "volsurf.formats",
-    "load_many": "volsurf.formats",
-    "Snapshot": "volsurf.snapshot",
-    "SnapshotMeta": "volsurf.snapshot",
-    "implied_volatility": "volsurf.iv",
-    "black76_price": "volsurf.pricing",
+    "load": "volsurf.io.formats",
+    "load_many": "volsurf.io.formats",
+    "Snapshot": "volsurf.market.snapshot",
+    "SnapshotMeta": "volsurf.market.snapshot",
+    "implied_volatility": "volsurf.pricing.iv",
+    "black76_price": "volsurf.pricing.black76",
     "VolsurfError": "volsurf.errors",
 }
 

@@ -1,4 +1,4 @@
-"""Surface charts (drawing only: callers pass a fitted :class:`~volsurf.surface.Surface` or one of its slices).
+"""Surface charts (drawing only: callers pass a fitted :class:`~volsurf.surface.fit.Surface` or one of its slices).
 
 Each function takes ``ax=None`` (or ``fig=None`` for the multi-panel grid); without one a new figure is made
 without pyplot, so it is safe in scripts, tests and servers. Charts are titled
@@ -96,7 +96,7 @@ def _mc_smile(sl: Any, surface: Any, k: np.ndarray) -> np.ndarray:
     """Market-layer vols on ``k``: from the query API when a surface is given, else from the slice's spline."""
     if surface is not None:
         return np.asarray(surface.iv_k(k, sl.t), dtype=float)
-    from volsurf.iv import implied_volatility
+    from volsurf.pricing.iv import implied_volatility
 
     c = sl.call_normalised(k)
     return implied_volatility(c, np.ones_like(k), k, np.full(k.size, sl.t), np.ones(k.size, dtype=bool), 1.0)
@@ -163,7 +163,7 @@ def plot_smile(
     flags = f" [{', '.join(sl.svi_fit.flags)}]" if sl.svi_fit.flags else ""
     ax.plot(xs(k), 100.0 * iv_svi, color=_C_SVI, lw=1.2, ls="--", label=f"raw SVI{flags}", zorder=3)
     if show_essvi and surface is not None:
-        from volsurf.svi import essvi_total_variance
+        from volsurf.surface.svi import essvi_total_variance
 
         w_e = essvi_total_variance(np.log(k), *surface.essvi_fit.params_at(sl.t))
         ax.plot(xs(k), 100.0 * np.sqrt(np.maximum(w_e, 0.0) / sl.t), color=_C_ESSVI, lw=1.0, ls=":",

@@ -1,0 +1,88 @@
+"""The ``volsurf`` command line: a thin layer over the public Python API.
+
+Commands live in :mod:`volsurf.cli` (one module per command group) and are imported only when called, so that ``volsurf --help``
+stays fast (no numpy/pandas/matplotlib import at start-up).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from volsurf import __version__
+
+# name -> (module, attribute, one-line help shown by `volsurf --help`)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "inspect": ("volsurf.cli.chain", "inspect_cmd", "Summarise a chain file: underlying, spot, dates, counts, hygiene."),
+    "normalize": ("volsurf.cli.chain", "normalize_cmd", "Write a chain file in volsurf's canonical CSV."),
+    "iv": ("volsurf.cli.pricing", "iv_cmd", "Per-contract implied vols, forwards and greeks."),
+    "forwards": ("volsurf.cli.pricing", "forwards_cmd", "Implied forward, discount, rate and dividend per expiry."),
+    "surface": ("volsurf.cli.surface", "surface_cmd", "Fit the arbitrage-free surface and SVI/eSSVI parameters."),
+    "skew": ("volsurf.cli.skew", "skew_cmd", "Skew, variance index, OTM put demand and calendar context."),
+    "track": ("volsurf.cli.skew", "track_cmd", "Skew and demand metrics across many snapshots."),
+    "flags": ("volsurf.cli.skew", "flags_cmd", "Quarter-end hedging/rebalancing flags with evidence."),
+    "gex": ("volsurf.cli.gex", "gex_cmd", "Dealer gamma exposure, profile, gamma flip and walls."),
+    "rebalance": ("volsurf.cli.flows", "rebalance_cmd", "Estimate 60/40 rebalancing flow from returns."),
+    "volume-spikes": ("volsurf.cli.flows", "volume_spikes_cmd", "Flag month/quarter-end volume spikes."),
+    "report": ("volsurf.cli.report", "report_cmd", "Full HTML/JSON report for one chain (the main job)."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports a command's module only when that command runs."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name, (mod, _, _) in COMMANDS.items() if importlib.util.find_spec(mod) is not None]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module_name, attr, short = entry
+        if ctx.resilient_parsing or "--help" in sys.argv[1:2] or (len(sys.argv) == 2 and sys.argv[1] in ("-h", "--help")):
+            # `volsurf --help` lists commands without importing them.
+            return click.Command(cmd_name, help=short, short_help=short)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError:
+            return None
+        return getattr(module, attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="volsurf")
+def cli() -> None:
+    """volsurf: options volatility surface analyzer.
+
+    \b
+    Example:
+      volsurf inspect sample_chains/spx_2026-07-31_close.csv
+      volsurf report sample_chains/spx_2026-07-31_close.csv -o out/
+    """
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: runs the CLI, mapping volsurf errors to one ``Error:`` line and exit code 2."""
+    from volsurf.errors import VolsurfError
+
+    try:
+        cli.main(args=argv, prog_name="volsurf", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except VolsurfError as exc:
+        click.echo(f"Error: {exc.one_line()}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""Rendering results as table, JSON or CSV (the CLI's ``--format``)."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from volsurf._json import dumps_json, to_jsonable
+
+__all__ = ["FORMATS", "dumps_json", "key_values_table", "records_csv", "records_table", "to_jsonable", "write_text"]
+
+FORMATS = ("table", "json", "csv")
+
+
+def _fmt_cell(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return "-"
+        if v.is_integer() and abs(v) < 1e15:
+            return f"{int(v):,}"
+        if abs(v) >= 1e7 or abs(v) < 1e-3:
+            return f"{v:.4g}"
+        return f"{v:,.2f}" if abs(v) >= 1e3 else f"{v:.4f}"
+    return str(v)
+
+
+def records_table(records: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """Plain-text aligned table of a list of flat dicts."""
+    records = [to_jsonable(r) for r in records]
+    if not records:
+        return "(no rows)"
+    cols = list(columns) if columns else list(records[0].keys())
+    cells = [[_fmt_cell(r.get(c)) for c in cols] for r in records]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    for row in cells:
+        lines.append("  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)))
+    return "\n".join(lines)
+
+
+def key_values_table(obj: Mapping[str, Any]) -> str:
+    """Two-column ``key  value`` text for a flat dict (nested values as compact JSON)."""
+    obj = to_jsonable(obj)
+    width = max((len(k) for k in obj), default=0)
+    out = []
+    for k, v in obj.items():
+        if isinstance(v, (dict, list)):
+            v = json.dumps(v)
+        out.append(f"{k.ljust(width)}  {_fmt_cell(v)}")
+    return "\n".join(out)
+
+
+def records_csv(records: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """CSV text of a list of flat dicts."""
+    import csv
+
+    records = [to_jsonable(r) for r in records]
+    buf = io.StringIO()
+    if not records:
+        return ""
+    cols = list(columns) if columns else list(records[0].keys())
+    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in records:
+        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in cols})
+    return buf.getvalue()
+
+
+def write_text(text: str, output: str | Path | None) -> None:
+    """Write ``text`` to ``output`` (a path) or to stdout when ``output`` is None or ``-``."""
+    import click
+
+    if output is None or str(output) == "-":
+        click.echo(text)
+    else:
+        path = Path(output)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")

@@ -1,0 +1,308 @@
+"""Implied forwards and discount factors per expiry from put-call parity on the chain itself.
+
+For European options ``C - P = D (F - K)``: across strikes, ``C - P`` is a straight line in ``K`` with slope
+``-D`` and intercept ``D F``. volsurf fits that line robustly (Theil-Sen) on liquid call/put pairs near the
+strike where ``|C - P|`` is smallest (as the Cboe VIX methodology anchors its forward there), so no dividend or
+rate guess is needed.
+
+The slope (the discount factor) is only identifiable when ``1 - D`` is large against quote noise, i.e. for
+longer expiries with pairs over a wide strike range. Rules, per expiry:
+
+1. ``parity_regression``: ``t >= 0.1`` years and at least 6 pairs spanning a strike range of at least 10% of
+   spot, and the fitted ``D`` lies in ``[exp(-0.15 t), exp(0.05 t)]`` (implied rate between -5% and 15%): use
+   the fitted ``F`` and ``D``.
+2. ``parity_fixed_rate``: otherwise, with at least 1 pair: ``D = exp(-r t)`` with ``r`` the median rate of the
+   expiries of rule 1 (or ``default_rate`` if none), and ``F`` the median of ``K + (C - P)/D`` over the pairs
+   nearest the ``|C - P|`` minimum.
+3. ``carry_fallback``: no usable pair: ``F = S exp((r - q) t)``, ``D = exp(-r t)`` with the given ``default_rate``
+   and ``default_dividend_yield``.
+
+Reported per expiry: forward, discount, implied rate ``r = -ln(D)/t`` and dividend yield
+``q = r - ln(F/S*)/t`` (continuous, ACT/365) against the chain's implied spot ``S*`` (:func:`implied_spot`),
+the method, and the parity residuals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+DEFAULT_RATE = 0.04
+"""Fallback continuously-compounded rate (decimal). Used only when the chain itself cannot give one; roughly
+the US T-bill level of 2023-2026. Pass the rate explicitly for older snapshots (e.g. ~0.1-2% in 2022)."""
+DEFAULT_DIVIDEND_YIELD = 0.013
+"""Fallback dividend yield (decimal), about the S&P 500's; used only in the carry fallback."""
+
+MIN_T_REGRESSION = 0.1
+MIN_PAIRS_REGRESSION = 6
+NEAR_PAIRS = 12
+
+
+@dataclass(frozen=True)
+class ForwardEstimate:
+    """Forward and discount for one expiry (see module docstring for the method names)."""
+
+    forward: float
+    discount: float
+    rate: float
+    dividend_yield: float
+    method: str
+    n_pairs: int
+    parity_residual_max: float  # max |(C - P) - D (F - K)| over the pairs used, premium points
+
+
+def parity_pairs(frame: pd.DataFrame) -> pd.DataFrame:
+    """Liquid call/put pairs at the same (expiry, root, strike): both sides with bid > 0, ask >= bid.
+
+    Returns columns expiry, root, strike, c_mid, p_mid, spread (sum of both spreads).
+    """
+    ok = ((frame["bid"] > 0) & (frame["ask"] >= frame["bid"])).to_numpy()
+    f = frame.loc[ok, ["expiry", "root", "strike", "type", "bid", "ask"]]
+    bid, ask = f["bid"].to_numpy(), f["ask"].to_numpy()
+    f = f.assign(mid=(bid + ask) / 2, spread=ask - bid)
+    calls = f[f["type"].to_numpy() == "call"].drop(columns=["type", "bid", "ask"])
+    puts = f[f["type"].to_numpy() == "put"].drop(columns=["type", "bid", "ask"])
+    out = calls.merge(puts, on=["expiry", "root", "strike"], suffixes=("_c", "_p"))
+    out = out.rename(columns={"mid_c": "c_mid", "mid_p": "p_mid"})
+    out["spread"] = out["spread_c"].to_numpy() + out["spread_p"].to_numpy()
+    return out[["expiry", "root", "strike", "c_mid", "p_mid", "spread"]]
+
+
+def _pairs_by_key(frame: pd.DataFrame) -> dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """:func:`parity_pairs` split per (expiry, root): ``{(expiry, root): (strike, c_mid, p_mid, spread)}``.
+
+    Same pairs in the same order as ``parity_pairs(frame).sort_values(["expiry", "root"], kind="stable")``,
+    matched with integer keys and ``searchsorted`` (a pandas merge and groupby cost more than all the fits).
+    Frames with missing keys or two puts at one (expiry, root, strike) take the pandas path.
+    """
+    bid, ask = frame["bid"].to_numpy(dtype=float), frame["ask"].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore"):
+        ok = (bid > 0) & (ask >= bid)
+    calls = np.flatnonzero(ok & (frame["type"] == "call").to_numpy(dtype=bool))
+    puts = np.flatnonzero(ok & (frame["type"] == "put").to_numpy(dtype=bool))
+    expiry = frame["expiry"]
+    strike = frame["strike"].to_numpy(dtype=float)
+    exp_codes, _ = pd.factorize(expiry, sort=True)
+    root_codes, roots = pd.factorize(frame["root"], sort=True)
+    strike_codes, strikes = pd.factorize(strike)
+    used = np.concatenate((calls, puts))
+    if not used.size:
+        return {}
+    if (exp_codes[used] < 0).any() or (root_codes[used] < 0).any() or (strike_codes[used] < 0).any():
+        return _pairs_by_key_pandas(frame)
+    group = exp_codes.astype(np.int64) * len(roots) + root_codes
+    combo = group * len(strikes) + strike_codes
+    put_combo = combo[puts]
+    order = np.argsort(put_combo, kind="stable")
+    sorted_puts = put_combo[order]
+    if sorted_puts.size > 1 and (np.diff(sorted_puts) == 0).any():
+        return _pairs_by_key_pandas(frame)  # duplicate puts: a merge pairs every combination
+    pos = np.searchsorted(sorted_puts, combo[calls])
+    hit = pos < sorted_puts.size
+    hit[hit] = sorted_puts[pos[hit]] == combo[calls][hit]
+    c_rows = calls[hit]
+    p_rows = puts[order[pos[hit]]]
+    # calls in frame order (the merge keeps the left order), then a stable sort by (expiry, root)
+    by_group = np.argsort(group[c_rows], kind="stable")
+    c_rows, p_rows = c_rows[by_group], p_rows[by_group]
+    c_mid, p_mid = (bid[c_rows] + ask[c_rows]) / 2, (bid[p_rows] + ask[p_rows]) / 2
+    spread = (ask[c_rows] - bid[c_rows]) + (ask[p_rows] - bid[p_rows])
+    k = strike[c_rows]
+    g = group[c_rows]
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]]) if g.size else np.zeros(0, dtype=np.int64)
+    ends = np.r_[starts[1:], g.size]
+    first_rows = c_rows[starts]
+    exp_first = expiry.iloc[first_rows].tolist()
+    root_first = frame["root"].iloc[first_rows].tolist()
+    return {
+        (e, r): (k[a:b], c_mid[a:b], p_mid[a:b], spread[a:b])
+        for e, r, a, b in zip(exp_first, root_first, starts.tolist(), ends.tolist(), strict=True)
+    }
+
+
+def _pairs_by_key_pandas(frame: pd.DataFrame) -> dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    pairs = parity_pairs(frame).sort_values(["expiry", "root"], kind="stable")
+    out = {}
+    for key, g in pairs.groupby(["expiry", "root"], sort=False):
+        out[key] = tuple(g[c].to_numpy() for c in ("strike", "c_mid", "p_mid", "spread"))
+    return out
+
+
+def theil_sen(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Theil-Sen line: the median of pairwise slopes, and the median intercept ``median(y - slope x)``.
+
+    Robust to a minority of bad quotes (breakdown point ~29%); O(n^2) in the number of pairs (n < ~200 here).
+    """
+    i, j = _pair_indices(x.size)
+    dx = x[j] - x[i]
+    keep = dx != 0
+    slope = float(_median((y[j] - y[i])[keep] / dx[keep]))
+    return slope, float(_median(y - slope * x))
+
+
+@lru_cache(maxsize=512)
+def _pair_indices(n: int) -> tuple[np.ndarray, np.ndarray]:
+    i, j = np.triu_indices(n, k=1)
+    i.flags.writeable = False
+    j.flags.writeable = False
+    return i, j
+
+
+def _median(a: np.ndarray) -> float:
+    """``np.median`` of a 1-d float array, bit for bit, without its generic-path overhead (called ~200 times
+    per chain). Empty or NaN-holding input goes to ``np.median`` itself."""
+    n = a.size
+    if n == 0 or np.isnan(a).any():
+        return np.median(a)
+    lo, hi = (n - 1) // 2, n // 2
+    part = np.partition(a, (lo, hi))
+    # np.median averages the two middle values as their sum / 2 (a mean of one value is the value)
+    return (part[lo] + part[hi]) / 2 if lo != hi else part[lo]
+
+
+def _near_pairs(strikes: np.ndarray, diff: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the ``n`` pairs closest in strike to the pair with the smallest |C - P|."""
+    k_star = strikes[np.argmin(np.abs(diff))]
+    order = np.argsort(np.abs(strikes - k_star), kind="stable")
+    return order[:n]
+
+
+def estimate_forward(
+    strikes: np.ndarray,
+    c_mid: np.ndarray,
+    p_mid: np.ndarray,
+    t: float,
+    spot: float,
+    *,
+    rate_hint: float | None = None,
+    default_rate: float = DEFAULT_RATE,
+    default_dividend_yield: float = DEFAULT_DIVIDEND_YIELD,
+    spreads: np.ndarray | None = None,
+) -> ForwardEstimate:
+    """Forward and discount factor for one expiry from call/put mid prices at common strikes.
+
+    Parameters
+    ----------
+    strikes, c_mid, p_mid : ndarray
+        Strikes and mid prices of liquid pairs (premium points).
+    t : float
+        Time to expiry, years.
+    spot : float
+        Underlying price (only for the implied dividend yield and the fallback).
+    rate_hint : float, optional
+        Rate used when the slope cannot be identified (rule 2); ``default_rate`` if None.
+    spreads : ndarray, optional
+        Sum of the call and put bid-ask spreads per pair: the regression is accepted only if its median
+        absolute residual is within the median spread.
+    """
+    strikes = np.asarray(strikes, dtype=float)
+    diff = np.asarray(c_mid, dtype=float) - np.asarray(p_mid, dtype=float)
+    t = max(float(t), 1e-8)
+    r_fix = default_rate if rate_hint is None or not np.isfinite(rate_hint) else float(rate_hint)
+
+    def pack(fwd: float, disc: float, method: str, idx: np.ndarray) -> ForwardEstimate:
+        r = -np.log(disc) / t
+        q = r - np.log(fwd / spot) / t
+        resid = np.abs(diff[idx] - disc * (fwd - strikes[idx])) if idx.size else np.array([np.nan])
+        worst = float(resid.max()) if idx.size else float("nan")
+        return ForwardEstimate(float(fwd), float(disc), float(r), float(q), method, int(idx.size), worst)
+
+    if strikes.size == 0:
+        fwd = spot * np.exp((r_fix - default_dividend_yield) * t)
+        return pack(fwd, np.exp(-r_fix * t), "carry_fallback", np.array([], dtype=int))
+
+    if strikes.size >= MIN_PAIRS_REGRESSION and t >= MIN_T_REGRESSION:
+        # Regress on a wider set near the money: the slope needs a strike range.
+        idx = _near_pairs(strikes, diff, max(NEAR_PAIRS, strikes.size // 3))
+        if np.ptp(strikes[idx]) >= 0.10 * spot:
+            slope, intercept = theil_sen(strikes[idx], diff[idx])
+            disc = -slope
+            resid = np.abs(diff[idx] - (intercept + slope * strikes[idx]))
+            tolerance = _median(spreads[idx]) if spreads is not None else np.inf
+            # Reject slopes that imply an implausible rate, or a line the quotes do not support (American
+            # early-exercise premia, stale wings): then the rate comes from elsewhere (rule 2).
+            if np.exp(-0.15 * t) <= disc <= np.exp(0.01 * t) and _median(resid) <= tolerance:
+                fwd = intercept / disc
+                return pack(fwd, disc, "parity_regression", idx)
+
+    disc = np.exp(-r_fix * t)
+    idx = _near_pairs(strikes, diff, min(5, strikes.size))
+    fwd = float(_median(strikes[idx] + diff[idx] / disc))
+    return pack(fwd, disc, "parity_fixed_rate", idx)
+
+
+def implied_forwards(
+    frame: pd.DataFrame,
+    t_by_expiry: pd.Series,
+    spot: float,
+    *,
+    default_rate: float = DEFAULT_RATE,
+    default_dividend_yield: float = DEFAULT_DIVIDEND_YIELD,
+) -> pd.DataFrame:
+    """Per-expiry forwards for a normalized snapshot frame.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Normalized snapshot rows (schema in :mod:`volsurf.market.snapshot`).
+    t_by_expiry : Series
+        Years to expiry indexed by (expiry, root).
+    spot : float
+        Underlying price.
+
+    Returns
+    -------
+    DataFrame
+        One row per (expiry, root): expiry, root, t, forward, discount, rate, dividend_yield, method, n_pairs,
+        parity_residual_max.
+    """
+    split = _pairs_by_key(frame)
+    keys = list(t_by_expiry.index)
+    t_values = dict(zip(keys, t_by_expiry.to_numpy(dtype=float), strict=True))
+    empty = np.zeros(0)
+
+    def run(key, rate_hint):
+        k, c, p, sp = split.get(key, (empty, empty, empty, empty))
+        return estimate_forward(k, c, p, t_values[key], spot, rate_hint=rate_hint, default_rate=default_rate,
+                                default_dividend_yield=default_dividend_yield, spreads=sp)
+
+    first = {key: run(key, None) for key in keys}
+    reg_rates = [(t_values[k], e.rate) for k, e in first.items() if e.method == "parity_regression"]
+    rows = []
+    for key in keys:
+        est = first[key]
+        if est.method != "parity_regression" and reg_rates:
+            # Rate for this expiry from the chain's own term structure: the nearest regression expiry's rate.
+            t = t_values[key]
+            nearest = min(reg_rates, key=lambda tr: abs(tr[0] - t))[1]
+            est = run(key, nearest)
+        rows.append({"expiry": key[0], "root": key[1], "t": t_values[key], **est.__dict__})
+    # column-wise construction: the same frame as DataFrame(rows), without per-record dict handling
+    out = pd.DataFrame({c: [r[c] for r in rows] for c in rows[0]}) if rows else pd.DataFrame(rows)
+    s_star = implied_spot(out, spot)
+    # Dividend yield against the chain's own spot: a stale 'Last' (pre-market download, closing print before
+    # the options' 16:15 close) would otherwise leak into q as a huge short-dated yield.
+    out["dividend_yield"] = out["rate"] - np.log(out["forward"] / s_star) / out["t"]
+    return out
+
+
+def implied_spot(forwards: pd.DataFrame, spot: float) -> float:
+    """The spot implied by the chain: the shortest parity-based forward carried back at its own rate.
+
+    Over a few days the carry is tiny, so this is the level the options were priced against; it differs from
+    the file's 'Last' when that print is stale. Falls back to ``spot`` when no expiry has parity pairs.
+    """
+    usable = np.flatnonzero((forwards["method"] != "carry_fallback").to_numpy(dtype=bool))
+    if usable.size == 0:
+        return float(spot)
+    t = forwards["t"].to_numpy(dtype=float)
+    # The row sort_values("t").iloc[0] picks (quicksort over the non-NaN times, NaN last), without a frame sort.
+    tu = t[usable]
+    nan = np.isnan(tu)
+    order = np.concatenate((usable[~nan][np.argsort(tu[~nan], kind="quicksort")], usable[nan]))
+    i = order[0]
+    fwd, rate = forwards["forward"].to_numpy(dtype=float)[i], forwards["rate"].to_numpy(dtype=float)[i]
+    return float(fwd * np.exp(-rate * t[i]))

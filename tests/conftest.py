@@ -36,7 +36,7 @@ def real_chain_files() -> list[Path]:
 
 def require_shared() -> None:
     if not REAL.exists():
-        pytest.skip("../shared/real_chains is not beside the checkout")
+        pytest.skip("needs ../shared/real_chains beside the checkout (the real data folder); not present")
 
 
 @lru_cache(maxsize=64)

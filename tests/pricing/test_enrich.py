@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REAL, enrich_cached, real_chain_files
+from conftest import REAL, enrich_cached, real_chain_files, require_shared
 
 from volsurf.io.formats import load
 from volsurf.market.snapshot import Snapshot, SnapshotMeta
@@ -48,6 +48,7 @@ def test_mid_iv_matches_vendor_iv(path):
 
 
 def test_columns_and_statuses_are_complete():
+    require_shared()
     e = enrich_cached(str(REAL / "cboe_carlosjimenezdiaz_GEX_Python/2023-09-14/spx_quotedata.csv"))
     f = e.frame
     for c in ("t", "forward", "discount", "iv_bid", "iv_mid", "iv_ask", "iv_status", "otm", "delta", "gamma"):
@@ -66,6 +67,7 @@ def test_columns_and_statuses_are_complete():
 
 def test_zero_dte_gets_minutes_not_days():
     """An intraday file: the same-day expiry's t is the minutes to 16:00, no one-day floor."""
+    require_shared()
     e = enrich_cached(str(REAL / "cboe_nickkxsper_index-gamma/2022-07-12_excel_resaved/spx_quotedata.csv"))
     f = e.frame
     same_day = f[f["expiry_date"] == "2022-07-12"]

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from volsurf.errors import DataError, FormatError, ParameterError
-from volsurf.flows.volume import read_dated_series
+from volsurf.io.series import read_dated_series
 
 #: The classic balanced mandate.
 DEFAULT_TARGET: Mapping[str, float] = {"equity": 0.6, "bond": 0.4}

@@ -79,3 +79,39 @@ class DataError(VolsurfError):
 
 class ParameterError(VolsurfError):
     """A user-supplied parameter is out of range or inconsistent."""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Warnings: the data loaded and the result is usable, but something in it deserves a look. Each is raised with
+# ``warnings.warn`` (so a notebook user can filter or escalate it by class) and also recorded as text in the
+# snapshot's or result's ``warnings`` list (so JSON outputs carry it).
+# ---------------------------------------------------------------------------------------------------------
+
+
+class VolsurfWarning(UserWarning):
+    """Base class of volsurf's warnings."""
+
+
+class StaleSpotWarning(VolsurfWarning):
+    """The file's spot ('Last') disagrees with the spot implied by put-call parity."""
+
+
+class TradeDateWarning(VolsurfWarning):
+    """The file's date line was contradicted by its own data and the trade date was moved (or guessed)."""
+
+
+class DataQualityWarning(VolsurfWarning):
+    """Rows or values were set aside by a hygiene rule, or an input looks implausible."""
+
+
+class FitWarning(VolsurfWarning):
+    """A surface or model fit did not converge or had to fall back to a simpler method."""
+
+
+def warn(sink: list[str] | None, category: type[VolsurfWarning], message: str, stacklevel: int = 2) -> None:
+    """Raise ``message`` as a ``category`` warning and append it to ``sink`` (a ``warnings`` list) when given."""
+    import warnings
+
+    if sink is not None:
+        sink.append(message)
+    warnings.warn(message, category, stacklevel=stacklevel + 1)

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from scipy.special import ndtr, ndtri
 from vollib.black.implied_volatility import implied_volatility as vl_implied_volatility
 
-from volsurf.pricing.black76 import black76_price
 from volsurf.pricing import iv as ivm
+from volsurf.pricing.black76 import black76_price
 from volsurf.pricing.iv import IV_STATUS_NAMES, implied_volatility, implied_volatility_with_status
 
 EPS = np.finfo(float).eps

@@ -65,8 +65,15 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the CLI, mapping volsurf errors to one ``Error:`` line and exit code 2."""
-    from volsurf.errors import VolsurfError
+    import warnings
 
+    from volsurf.errors import VolsurfError, VolsurfWarning
+
+    def _show(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
+        click.echo(f"warning: {message}", err=True)
+
+    warnings.showwarning = _show
+    warnings.simplefilter("default", VolsurfWarning)
     try:
         cli.main(args=argv, prog_name="volsurf", standalone_mode=False)
     except click.exceptions.Abort:

@@ -31,7 +31,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from volsurf.errors import FormatError, InputFileError, ParameterError, UnknownFormatError
+from volsurf.errors import (
+    FormatError,
+    InputFileError,
+    ParameterError,
+    TradeDateWarning,
+    UnknownFormatError,
+    warn,
+)
 from volsurf.market.snapshot import COLUMNS, FLOAT_COLUMNS, HYGIENE_RULES, NY, Snapshot, SnapshotMeta
 from volsurf.market.timing import settlement_for_root, settlement_times
 
@@ -281,9 +288,11 @@ def _finalize(
         if first_expiry < trade_date and calendar.is_session(first_expiry):
             # Cboe lists an expiry until the next session starts; an older one means the Date line is not the
             # as-of time (edited, or a stale page). The data belong to that expiry's session: value there.
-            warnings.append(
+            warn(
+                warnings,
+                TradeDateWarning,
                 f"the file lists expiry {first_expiry} although its Date line implies trade date {trade_date}: "
-                f"the Date line is not the as-of time; using trade date {first_expiry} (its close) instead"
+                f"the Date line is not the as-of time; using trade date {first_expiry} (its close) instead",
             )
             trade_date = first_expiry
             valuation_time = calendar.session_open_close(first_expiry)[1]

@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from volsurf.errors import StaleSpotWarning, warn
 from volsurf.market.snapshot import Snapshot, SnapshotMeta
 from volsurf.market.timing import year_fraction
 from volsurf.pricing import black76 as pricing
@@ -228,11 +229,13 @@ def enrich(
         "greeks": "Black-76 on the implied forward from mid IV; delta/gamma per 1 point of spot",
     }
     s_star = implied_spot(fw, meta.spot)
-    warnings = []
+    warnings: list[str] = []
     if abs(s_star / meta.spot - 1) > 0.0025:
-        warnings.append(
+        warn(
+            warnings,
+            StaleSpotWarning,
             f"the file's spot {meta.spot:g} differs from the spot implied by put-call parity {s_star:.2f} "
-            f"({(s_star / meta.spot - 1) * 100:+.2f}%): the 'Last' print is probably stale"
+            f"({(s_star / meta.spot - 1) * 100:+.2f}%): the 'Last' print is probably stale",
         )
     assumptions["implied_spot"] = s_star
     return EnrichedSnapshot(frame=f, meta=meta, expiries=exp.reset_index(drop=True), assumptions=assumptions,

@@ -17,7 +17,9 @@ DEFAULT = ROOT / "sample_chains" / "spx_2026-07-31_close.csv"
 
 def main() -> int:
     chain = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT
-    from volsurf.report.pipeline import analyze, start_surface_charts, write_report
+    from volsurf.report.charts import start_surface_charts
+    from volsurf.report.html import write_report
+    from volsurf.report.pipeline import analyze
 
     stamps: list[tuple[str, float]] = []
 

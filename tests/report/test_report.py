@@ -47,7 +47,7 @@ def test_report_files_complete(spx_report: Path):
 
 
 def test_summary_validates_against_schema(spx_report: Path):
-    from volsurf.report.pipeline import validate_summary
+    from volsurf.report.summary import validate_summary
 
     summary = json.loads((spx_report / "summary.json").read_text())
     validate_summary(summary)
@@ -155,7 +155,7 @@ def test_skew_chart_series_are_decimal_vols(spx_report: Path):
     from types import SimpleNamespace
 
     from volsurf.plots.skew_plots import plot_skew_term
-    from volsurf.report.pipeline import skew_term_series
+    from volsurf.report.charts import skew_term_series
 
     summary = json.loads((spx_report / "summary.json").read_text())
     cms = [SimpleNamespace(**c) for c in summary["skew"]["constant_maturity"]]

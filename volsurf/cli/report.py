@@ -61,7 +61,9 @@ def report_cmd(file: str, out_dir: str, previous: str | None, history: tuple[str
 
     from volsurf.cli.output import dumps_json, key_values_table
     from volsurf.io.formats import load
-    from volsurf.report.pipeline import analyze, start_surface_charts, write_report
+    from volsurf.report.charts import start_surface_charts
+    from volsurf.report.html import write_report
+    from volsurf.report.pipeline import analyze
 
     # The trade date is needed only to compute returns from price files.
     trade_date = load(file).meta.trade_date if equity_prices is not None else None

@@ -1,0 +1,153 @@
+"""``summary.json``: the report's numbers as one JSON object, validated against ``schemas/summary.schema.json``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from volsurf import __version__
+from volsurf._json import finite_or_none, to_jsonable
+
+_num = finite_or_none
+
+
+def _change(cur: Any, prev: Any) -> float | None:
+    a, b = _num(cur), _num(prev)
+    return None if a is None or b is None else a - b
+
+
+SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "summary.schema.json"
+
+
+def _cm(metrics: Any, days: int) -> dict[str, Any]:
+    m = metrics.cm(days)
+    return m.to_dict() if m is not None else {}
+
+
+def build_summary(
+    *,
+    snapshot: Any,
+    enriched: Any,
+    surface_obj: dict[str, Any],
+    metrics: Any,
+    prev_metrics: Any,
+    demand_chg: Any,
+    history_count: int | None,
+    flags: Sequence[Any],
+    gex: Any,
+    rebalance: Any,
+    equity_ytd: float | None,
+    bond_ytd: float | None,
+) -> dict[str, Any]:
+    """The ``summary.json`` object (documented in the README and the JSON schema)."""
+    meta = snapshot.meta
+    g = gex.to_dict()
+    spot = meta.spot
+    flip = _num(g.get("gamma_flip"))
+    net = _num(g.get("net_gex"))
+    cm30 = _cm(metrics, 30)
+    prev30 = _cm(prev_metrics, 30) if prev_metrics is not None else {}
+    absent: dict[str, str] = {}
+    vi = metrics.variance_index
+    if not vi.get("available", vi.get("index") is not None):
+        absent["variance_index_30d"] = vi.get("reason", "not available")
+    if _num(cm30.get("rr25")) is None:
+        absent["rr25_30d"] = cm30.get("reason") or "no 30-day smile (the chain does not reach 30 days)"
+    if prev_metrics is None:
+        absent["changes"] = "no previous snapshot given (--previous FILE or --history PATHS)"
+    if flip is None:
+        absent["gamma_flip"] = g.get("gamma_flip_reason") or "no zero crossing of the GEX profile in range"
+    if rebalance is None:
+        absent["rebalance"] = "no year-to-date returns given (--equity-ytd and --bond-ytd)"
+    demand = metrics.demand
+    headline = {
+        "underlying": meta.underlying,
+        "trade_date": meta.trade_date.isoformat(),
+        "spot": spot,
+        "implied_spot": enriched.implied_spot,
+        "net_gex": net,
+        "regime": None if net is None else ("positive_gamma" if net > 0 else "negative_gamma"),
+        "regime_robust": g.get("regime_robust"),
+        "gamma_flip": flip,
+        "gamma_flip_distance_pct": None if flip is None else (flip / spot - 1) * 100,
+        "gamma_flip_range": g.get("gamma_flip_range"),
+        "call_wall": g.get("call_wall"),
+        "put_wall": g.get("put_wall"),
+        "atm_iv_30d": _num(cm30.get("atm_iv")),
+        "variance_index_30d": _num(metrics.variance_index_30d),
+        "rr25_30d": _num(cm30.get("rr25")),
+        "rr25_30d_change": _change(cm30.get("rr25"), prev30.get("rr25")) if prev30 else None,
+        "put_skew_90_100_30d": _num(cm30.get("put_skew_90_100")),
+        "otm_put_oi_share": _num(demand.otm_put_oi_share),
+        "otm_put_oi_share_change": (
+            _num(demand_chg.like_for_like.get("otm_put_oi_share")) if demand_chg is not None else None
+        ),
+        "otm_put_volume_share": _num(demand.otm_put_volume_share),
+        "put_call_oi_ratio": _num(demand.put_call_oi_ratio),
+        "flags_triggered": [f.name for f in flags if f.triggered],
+    }
+    cal = metrics.calendar
+    return to_jsonable(
+        {
+            "schema_version": 1,
+            "generated_by": f"volsurf {__version__}",
+            "generated_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+            "snapshot": {
+                **meta.to_dict(),
+                "contracts": len(snapshot.frame),
+                "expiries": int(snapshot.frame["expiry"].nunique()),
+                "implied_spot": enriched.implied_spot,
+                "warnings": list(meta.warnings) + list(enriched.warnings),
+            },
+            "calendar": cal,
+            "headline": headline,
+            "flags": [f.to_dict() for f in flags],
+            "surface": surface_obj,
+            "skew": {
+                "constant_maturity": metrics.to_dict()["constant_maturity"],
+                "variance_index": metrics.variance_index,
+                "delta_convention": "undiscounted forward delta N(d1), not premium-adjusted",
+                "surface_source": metrics.surface_source,
+                "previous": (
+                    {"trade_date": prev_metrics.trade_date, "constant_maturity": prev_metrics.to_dict()["constant_maturity"]}
+                    if prev_metrics is not None else None
+                ),
+                "history_snapshots": history_count,
+            },
+            "demand": {**demand.to_dict(), "change": demand_chg.to_dict() if demand_chg is not None else None},
+            "gex": {k: v for k, v in g.items() if k not in ("profile_by_bucket",)},
+            "rebalance": (
+                {"equity_ytd": equity_ytd, "bond_ytd": bond_ytd, **rebalance.to_dict()} if rebalance is not None else None
+            ),
+            "hygiene": {
+                "flagged": dict(meta.hygiene),
+                "iv_status": enriched.frame["iv_status"].value_counts().to_dict(),
+                "rules": _hygiene_rules(),
+            },
+            "assumptions": {
+                "dealer_positioning": g.get("assumption"),
+                "dealer_positioning_description": g.get("assumption_description"),
+                "vol_model_for_gex_profile": g.get("vol_model"),
+                **enriched.assumptions,
+            },
+            "absent": absent,
+        }
+    )
+
+
+def _hygiene_rules() -> dict[str, str]:
+    from volsurf.market.snapshot import HYGIENE_RULES
+
+    return {k: f"{a}: {d}" for k, (a, d) in HYGIENE_RULES.items()}
+
+
+def validate_summary(summary: dict[str, Any]) -> None:
+    """Validate ``summary`` against the checked-in JSON schema (raises ``jsonschema.ValidationError``)."""
+    import jsonschema
+
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    jsonschema.validate(summary, schema)

@@ -1,0 +1,319 @@
+"""Shared pieces of the chain loaders: reading text, number parsing, contract ids, OCC symbols, and
+:func:`_finalize` (settlement times, ids, hygiene rules, metadata) that every loader ends with."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable, Iterable
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from volsurf.errors import FormatError, InputFileError, TradeDateWarning, warn
+from volsurf.market.snapshot import COLUMNS, FLOAT_COLUMNS, HYGIENE_RULES, NY, Snapshot, SnapshotMeta
+from volsurf.market.timing import settlement_for_root, settlement_times
+
+MISSING_TOKENS = frozenset({"", "-", "--", "n/a", "na", "nan", "none", "null"})
+VENDOR_IV_PLACEHOLDER = 1e-4  # yfinance writes 1e-05 for "no IV"
+WEEKLY_SUFFIXES = ("W", "P")  # SPXW -> SPX, NDXP -> NDX, RUTW -> RUT
+
+
+
+def _read_text(path: str) -> str:
+    p = Path(path)
+    if not p.exists():
+        raise InputFileError(path, "no such file", "check the path")
+    if p.is_dir():
+        raise InputFileError(path, "is a directory, expected a chain file", "pass a file, or use a command that takes many")
+    raw = p.read_bytes()
+    if not raw.strip():
+        raise InputFileError(path, "file is empty", "download the chain again")
+    if b"\x00" in raw[:4096] or _binary_share(raw[:4096]) > 0.05:
+        raise InputFileError(path, "looks like a binary file, expected a CSV text file", "export the chain as CSV")
+    for enc in ("utf-8-sig", "cp1252", "latin-1"):
+        try:
+            text = raw.decode(enc)
+            break
+        except UnicodeDecodeError:
+            continue
+    if "\r" not in text:
+        return text
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _binary_share(chunk: bytes) -> float:
+    if not chunk:
+        return 0.0
+    control = len(chunk) - len(chunk.translate(None, _CONTROL_BYTES))
+    return control / len(chunk)
+
+
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 13))
+
+
+def _parse_numbers(values: pd.Series, path: str, column: str, line_numbers: np.ndarray) -> np.ndarray:
+    """Strings -> float, with thousands separators removed and missing tokens as NaN.
+
+    Anything else that does not parse raises :class:`FormatError` naming the first bad line and column.
+    """
+    s = values.astype(str).str.strip().str.replace(",", "", regex=False).str.strip('"')
+    missing = s.str.lower().isin(MISSING_TOKENS)
+    num = pd.to_numeric(s.where(~missing, None), errors="coerce")
+    bad = num.isna() & ~missing
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise FormatError(
+            path,
+            f"cannot read {values.iloc[i]!r} as a number",
+            line=int(line_numbers[i]),
+            column=column,
+            expected="a number (or an empty field)",
+        )
+    return num.to_numpy(dtype=float)
+
+
+
+
+def _underlying_from_roots(roots: Iterable[str]) -> str:
+    roots = sorted({r for r in roots if r})
+    if not roots:
+        return "UNKNOWN"
+    for r in sorted(roots, key=len):
+        if all(x == r or (x.startswith(r) and x[len(r) :] in WEEKLY_SUFFIXES) for x in roots):
+            return r
+    # e.g. only SPXW present: strip a weekly suffix
+    r = min(roots, key=len)
+    if len(r) > 3 and r[-1] in WEEKLY_SUFFIXES:
+        return r[:-1]
+    return r
+
+
+def _per_distinct(values: pd.Series | np.ndarray, fn: Callable[[object], object]) -> np.ndarray:
+    """``fn`` applied to every element, evaluated once per distinct value (object array).
+
+    Chains repeat a handful of roots, dates and labels over thousands of rows; a Python call per distinct value
+    plus an integer take is far cheaper than a pandas string op or ``map`` over every row.
+    """
+    codes, uniq = pd.factorize(values, use_na_sentinel=False)
+    mapped = np.empty(len(uniq), dtype=object)
+    mapped[:] = [fn(u) for u in uniq]
+    return mapped[codes]
+
+
+def _str_per_distinct(values: pd.Series, fn: Callable[[object], object]):
+    """:func:`_per_distinct` as a string column array: only the distinct results are converted to the string
+    dtype (pandas infers it as for any column of str), then taken per row (no per-row object conversion)."""
+    codes, uniq = pd.factorize(values, use_na_sentinel=False)
+    if len(uniq) == 0:
+        return pd.Series(np.empty(0, dtype=object)).astype(str).array
+    return pd.Series([fn(u) for u in uniq]).take(codes).array
+
+
+def _clean_root(r: object) -> object:
+    return r.strip().upper() if isinstance(r, str) else r
+
+
+def contract_ids(roots: np.ndarray, expiry_dates: pd.Series, is_call: np.ndarray, strikes: np.ndarray) -> np.ndarray:
+    """OCC-style ids without root padding: ROOT + YYMMDD + C/P + strike*1000 as 8 digits."""
+    yymmdd = pd.to_datetime(expiry_dates).dt.strftime("%y%m%d").to_numpy()
+    cp = np.where(is_call, "C", "P")
+    k = np.char.zfill(np.round(strikes * 1000).astype(np.int64).astype(str), 8)
+    out = np.char.add(np.char.add(np.char.add(roots.astype(str), yymmdd.astype(str)), cp.astype(str)), k)
+    return out.astype(object)
+
+
+_OCC_RE = re.compile(r"^\s*([A-Z0-9]{1,6}?)\s*(\d{6})([CP])(\d{8})\s*$")
+
+
+def parse_occ_symbols(symbols: pd.Series) -> pd.DataFrame:
+    """Split OCC symbols (``SPY260218C00600000``) into root, expiry_date (YYYY-MM-DD), type, strike (NaN if not OCC)."""
+    parts = symbols.astype(str).str.upper().str.extract(_OCC_RE)
+    out = pd.DataFrame(index=symbols.index)
+    out["root"] = parts[0]
+    out["expiry_date"] = pd.to_datetime(parts[1], format="%y%m%d", errors="coerce").dt.strftime("%Y-%m-%d")
+    out["type"] = parts[2].map({"C": "call", "P": "put"})
+    out["strike"] = pd.to_numeric(parts[3], errors="coerce") / 1000.0
+    return out
+
+
+def _finalize(
+    df: pd.DataFrame,
+    *,
+    path: str,
+    source_format: str,
+    spot: float,
+    quote_time: pd.Timestamp,
+    underlying: str | None = None,
+    underlying_name: str = "",
+    valuation_time: pd.Timestamp | None = None,
+    trade_date=None,
+    extra_warnings: Iterable[str] = (),
+) -> Snapshot:
+    """Common tail of every loader: settlement times, ids, hygiene rules, metadata."""
+    from volsurf.market import calendar
+
+    df = df.copy()
+    df["root"] = _str_per_distinct(df["root"].astype(str), _clean_root) if len(df) else df["root"].astype(str)
+    if "settlement" not in df or df["settlement"].isna().any():
+        df["settlement"] = _str_per_distinct(df["root"], settlement_for_root)
+    df["expiry"] = settlement_times(df["expiry_date"], df["settlement"]) if len(df) else pd.DatetimeIndex([], tz=NY)
+    is_call = (df["type"] == "call").to_numpy()
+    if "contract" not in df or df["contract"].isna().any() or (df["contract"].astype(str).str.len() < 10).any():
+        df["contract"] = contract_ids(df["root"].to_numpy(), df["expiry_date"], is_call, df["strike"].to_numpy())
+    for c in FLOAT_COLUMNS:
+        if c not in df:
+            df[c] = np.nan
+        df[c] = df[c].astype(float)
+
+    if trade_date is None:
+        trade_date = _trade_date_for(quote_time)
+    if valuation_time is None:
+        valuation_time = _valuation_time_for(quote_time)
+
+    warnings: list[str] = []
+    if len(df):
+        first_expiry = pd.Timestamp(df["expiry_date"].min()).date()
+        if first_expiry < trade_date and calendar.is_session(first_expiry):
+            # Cboe lists an expiry until the next session starts; an older one means the Date line is not the
+            # as-of time (edited, or a stale page). The data belong to that expiry's session: value there.
+            warn(
+                warnings,
+                TradeDateWarning,
+                f"the file lists expiry {first_expiry} although its Date line implies trade date {trade_date}: "
+                f"the Date line is not the as-of time; using trade date {first_expiry} (its close) instead",
+            )
+            trade_date = first_expiry
+            valuation_time = calendar.session_open_close(first_expiry)[1]
+    counts = dict.fromkeys(HYGIENE_RULES, 0)
+    # removed rows
+    expired = (df["expiry"] <= valuation_time).to_numpy()
+    counts["expired"] = int(expired.sum())
+    removed = [df.loc[expired].assign(reason="expired")]
+    df = df.loc[~expired]
+    dup = df.duplicated("contract", keep="first").to_numpy()
+    counts["duplicate"] = int(dup.sum())
+    removed.append(df.loc[dup].assign(reason="duplicate"))
+    df = df.loc[~dup]
+    # flagged rows
+    bid, ask = df["bid"].to_numpy(), df["ask"].to_numpy()
+    with np.errstate(invalid="ignore"):
+        rules = {
+            "crossed": bid > ask,
+            "zero_bid": ~(bid > 0),
+            "no_ask": ~(ask > 0),
+            "vendor_iv_missing": ~(df["vendor_iv"].to_numpy() > VENDOR_IV_PLACEHOLDER),
+            "missing_oi": np.isnan(df["open_interest"].to_numpy()),
+        }
+    # Flags as a bit code per row, spelled out once per distinct code (string joins per row are slow).
+    code = np.zeros(len(df), dtype=np.int64)
+    for bit, (name, mask) in enumerate(rules.items()):
+        counts[name] = int(mask.sum())
+        code |= mask.astype(np.int64) << bit
+    names = list(rules)
+    df["flags"] = _str_per_distinct(pd.Series(code), lambda c: ";".join(n for b, n in enumerate(names) if c >> b & 1))
+    df.loc[rules["vendor_iv_missing"], "vendor_iv"] = np.nan
+    warnings.extend(extra_warnings)
+
+    df = _sort_chain(df)[list(COLUMNS)]
+    meta = SnapshotMeta(
+        underlying=underlying or _underlying_from_roots(df["root"].unique()),
+        spot=float(spot),
+        quote_time=quote_time,
+        trade_date=trade_date,
+        valuation_time=valuation_time,
+        source_format=source_format,
+        source_file=str(path),
+        hygiene=counts,
+        underlying_name=underlying_name,
+        warnings=tuple(warnings),
+    )
+    gone = pd.concat(removed, ignore_index=True)
+    gone["flags"] = ""
+    return Snapshot(frame=df, meta=meta, removed=gone[[*COLUMNS, "reason"]])
+
+
+def _sort_chain(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows ordered by expiry, root, strike, type (stable), with a fresh index.
+
+    Same order as ``sort_values([...], kind="stable")``, computed on integer codes with ``np.lexsort`` and
+    skipped when the rows are already in order (the take of arrow string columns costs as much as the sort).
+    Missing keys fall back to pandas, which puts them last.
+    """
+    keys = ["expiry", "root", "strike", "type"]
+    if df[keys].isna().to_numpy().any():
+        return df.sort_values(keys, kind="stable").reset_index(drop=True)
+    exp_codes, _ = pd.factorize(pd.DatetimeIndex(df["expiry"]).asi8, sort=True)
+    root_codes, roots = pd.factorize(df["root"], sort=True)
+    type_codes, _ = pd.factorize(df["type"], sort=True)
+    group = exp_codes * len(roots) + root_codes
+    strike = df["strike"].to_numpy(dtype=float)
+    if len(df) > 1:
+        dg, ds, dt = np.diff(group), np.diff(strike), np.diff(type_codes)
+        if np.all((dg > 0) | ((dg == 0) & ((ds > 0) | ((ds == 0) & (dt >= 0))))):
+            return df.reset_index(drop=True)
+    return df.take(np.lexsort((type_codes, strike, group))).reset_index(drop=True)
+
+
+@lru_cache(maxsize=512)
+def _trade_date_for(quote_time: pd.Timestamp):
+    from volsurf.market import calendar
+
+    return calendar.trade_date_for(quote_time)
+
+
+@lru_cache(maxsize=512)
+def _valuation_time_for(quote_time: pd.Timestamp) -> pd.Timestamp:
+    from volsurf.market import calendar
+
+    return calendar.valuation_time_for(quote_time)
+
+
+def _require_columns(path: str, header: list[str], required: Iterable[str], header_line: int) -> None:
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise FormatError(
+            path,
+            f"missing column {missing[0]!r}",
+            line=header_line,
+            column=missing[0],
+            expected="columns " + ", ".join(required),
+        )
+
+
+
+
+def _read_long_csv(path: str, text: str) -> tuple[pd.DataFrame, np.ndarray]:
+    lines = text.split("\n")
+    start = 0
+    while start < len(lines) and (not lines[start].strip() or lines[start].startswith("#")):
+        start += 1
+    try:
+        df = pd.read_csv(io.StringIO("\n".join(lines[start:])), dtype=str, keep_default_na=False, skipinitialspace=True)
+    except pd.errors.ParserError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        line = int(m.group(1)) + start if m else None
+        raise FormatError(path, f"malformed CSV row ({exc})".split("\n")[0], line=line, expected="the same number of fields on every row") from exc
+    df.columns = [str(c).strip() for c in df.columns]
+    line_no = np.arange(len(df)) + start + 2
+    return df, line_no
+
+
+def _num(df: pd.DataFrame, col: str, path: str, line_no: np.ndarray) -> np.ndarray:
+    if col not in df:
+        return np.full(len(df), np.nan)
+    return _parse_numbers(df[col], path, col, line_no)
+
+
+def _other_times_warning(n_times: int) -> list[str]:
+    if n_times <= 1:
+        return []
+    return [f"the file holds {n_times} quote times; this snapshot is one of them (load_all() returns every one)"]
+
+
+def _underlying_from_filename(path: str) -> str:
+    stem = Path(path).stem.lower()
+    m = re.match(r"([a-z]{1,6})[_-]", stem)
+    return m.group(1).upper() if m else "UNKNOWN"

@@ -109,7 +109,13 @@ DEFAULT_EQUITY_ALLOCATION = 0.25
 HORIZON = 5
 
 #: Scenario name -> 5-session move in realized-vol standard deviations.
-SCENARIO_MOVES: dict[str, float] = {"down_2vol": -2.0, "down_1vol": -1.0, "flat": 0.0, "up_1vol": 1.0, "up_2vol": 2.0}
+SCENARIO_MOVES: dict[str, float] = {
+    "down_2vol": -2.0,
+    "down_1vol": -1.0,
+    "flat": 0.0,
+    "up_1vol": 1.0,
+    "up_2vol": 2.0,
+}
 
 _YEAR = 252
 
@@ -146,7 +152,9 @@ def load_prices(path: str | Path, column: str | None = None) -> pd.Series:
         raise FormatError(str(path), f"no column {column!r}", column=column, hint=f"the file has {s.name!r}")
     s = s.dropna()
     if (s <= 0).any():
-        raise DataError(f"{path}: {int((s <= 0).sum())} non-positive prices in {column!r}", "prices must be > 0")
+        raise DataError(
+            f"{path}: {int((s <= 0).sum())} non-positive prices in {column!r}", "prices must be > 0"
+        )
     return s
 
 
@@ -157,7 +165,9 @@ def parse_lookbacks(text: str | Sequence[int]) -> tuple[int, ...]:
         try:
             vals = [int(p) for p in parts]
         except ValueError:
-            raise ParameterError(f"lookbacks {text!r} are not whole numbers", "e.g. --lookbacks 21,63,126,252") from None
+            raise ParameterError(
+                f"lookbacks {text!r} are not whole numbers", "e.g. --lookbacks 21,63,126,252"
+            ) from None
     else:
         vals = [int(v) for v in text]
     if not vals or any(v < 2 for v in vals):
@@ -193,7 +203,9 @@ class CtaParams:
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 raise ParameterError(f"{name} must be a positive number, got {v!r}")
         if self.equity_allocation > 1:
-            raise ParameterError(f"equity_allocation is a share of AUM in (0, 1], got {self.equity_allocation}")
+            raise ParameterError(
+                f"equity_allocation is a share of AUM in (0, 1], got {self.equity_allocation}"
+            )
         if int(self.vol_window) < 2:
             raise ParameterError(f"vol_window must be >= 2 sessions, got {self.vol_window}")
         if self.rule == "ma" and min(self.lookbacks) <= HORIZON:
@@ -358,7 +370,9 @@ class LookbackState:
             "trigger_price": self.trigger_price,
             "distance_pct": self.distance_pct,
             "side": self.side,
-            "trigger_path": [{"date": d.isoformat(), "price": p, "distance_pct": x} for d, p, x in self.trigger_path],
+            "trigger_path": [
+                {"date": d.isoformat(), "price": p, "distance_pct": x} for d, p, x in self.trigger_path
+            ],
         }
 
 
@@ -425,7 +439,11 @@ class CtaResult:
 
     def to_dict(self) -> dict[str, Any]:
         def nearest(lb: LookbackState | None) -> dict[str, Any] | None:
-            return None if lb is None else {"days": lb.days, "price": lb.trigger_price, "distance_pct": lb.distance_pct}
+            return (
+                None
+                if lb is None
+                else {"days": lb.days, "price": lb.trigger_price, "distance_pct": lb.distance_pct}
+            )
 
         return {
             "date": self.date.isoformat(),
@@ -515,7 +533,9 @@ def cta_positioning(
         cut = pd.Timestamp(date)
         px = px.loc[:cut]
         if px.empty:
-            raise ParameterError(f"no price on or before {cut.date()}", f"the series starts {prices.index[0].date()}")
+            raise ParameterError(
+                f"no price on or before {cut.date()}", f"the series starts {prices.index[0].date()}"
+            )
     need = _min_history(p) + HORIZON
     tail_len = max(p.lookbacks) + int(p.vol_window) + HORIZON + 2
     if len(px) < _min_history(p):
@@ -675,7 +695,9 @@ def cta_alignment_flag(
     reb = float(trades["equity"])
     flow = float(cta.scenario(scenario).flow_usd)
     if not (math.isfinite(reb) and math.isfinite(flow)):
-        return not_evaluated("a flow is not a finite number", rebalance_equity_trade_usd=reb, cta_flow_usd=flow)
+        return not_evaluated(
+            "a flow is not a finite number", rebalance_equity_trade_usd=reb, cta_flow_usd=flow
+        )
     aligned = reb * flow > 0
     size = min(abs(reb), abs(flow))
     strength = size / min_flow_usd if aligned else 0.0

@@ -118,7 +118,9 @@ def index_divergence(
         raise ParameterError(f"baseline must be >= 20 sessions, got {baseline}", "default 252 (one year)")
     if not (math.isfinite(z_threshold) and z_threshold > 0):
         raise ParameterError(f"z threshold must be > 0, got {z_threshold}")
-    both = pd.concat({"broad": broad.astype(float), "narrow": narrow.astype(float)}, axis=1, join="inner").dropna()
+    both = pd.concat(
+        {"broad": broad.astype(float), "narrow": narrow.astype(float)}, axis=1, join="inner"
+    ).dropna()
     need = window + baseline + 1
     if len(both) < need:
         raise DataError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -65,3 +66,36 @@ def spx_spy_files(min_expiries: int = 1) -> list[Path]:
         if snap.meta.underlying in ("SPX", "SPY") and snap.frame["expiry_date"].nunique() >= min_expiries:
             out.append(p)
     return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The one CLI harness: every CLI test runs the real entry point (volsurf.cli.main.main, with its error mapping
+# and exit codes) in-process through click's CliRunner isolation (stdout and stderr captured separately).
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def run_cli(*args: str | os.PathLike, input: str | None = None) -> CliResult:  # noqa: A002 - click's name
+    """Run ``volsurf ARGS...`` in-process; returns its exit code, stdout and stderr."""
+    from click.testing import CliRunner
+
+    from volsurf.cli.main import main
+
+    runner = CliRunner()
+    with runner.isolation(input=input) as (out, err, _):
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        return CliResult(code, out.getvalue().decode("utf-8", "replace"), err.getvalue().decode("utf-8", "replace"))

@@ -190,7 +190,7 @@ def test_real_chain_skew_sanity(rel, under):
     path = SHARED / rel
     if not path.exists():
         pytest.skip("shared real chains not available")
-    from volsurf.history.track import snapshot_metrics
+    from volsurf.analytics.measure import snapshot_metrics
     from volsurf.io.formats import load
 
     m = snapshot_metrics(load(path), per_expiry=False)

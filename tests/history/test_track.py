@@ -59,7 +59,7 @@ def synthetic_snapshot(trade_date="2023-09-14", spot=4500.0, skew=0.0, atm=0.18,
 
 @pytest.mark.parametrize("skew", [0.0, -0.4])
 def test_pipeline_recovers_known_smile(skew):
-    from volsurf.history.track import snapshot_metrics
+    from volsurf.analytics.measure import snapshot_metrics
 
     m = snapshot_metrics(synthetic_snapshot(skew=skew), per_expiry=False)
     cm30 = m.cm(30)
@@ -77,7 +77,7 @@ def test_pipeline_recovers_known_smile(skew):
 
 
 def test_snapshot_metrics_is_pure():
-    from volsurf.history.track import snapshot_metrics
+    from volsurf.analytics.measure import snapshot_metrics
 
     snap = synthetic_snapshot(skew=-0.3)
     before = snap.frame.copy()

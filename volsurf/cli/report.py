@@ -70,7 +70,7 @@ def report_cmd(file: str, out_dir: str, previous: str | None, history: tuple[str
     equity_ytd, bond_ytd = resolve_returns(equity_ytd, bond_ytd, equity_prices, bond_prices, since, trade_date)
     # No tqdm monitor thread: charts are drawn in forked workers, and fork() wants a single-threaded parent.
     tqdm.monitor_interval = 0
-    stages = 10 + bool(previous) + bool(history)
+    stages = 11
     with tqdm(total=stages, desc="volsurf report", unit="step", disable=None, leave=False) as bar:
 
         def step(name: str) -> None:

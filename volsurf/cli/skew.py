@@ -102,7 +102,7 @@ def skew_cmd(file: str, fmt: str, output: str | None, plot_dir: str | None, surf
       volsurf skew sample_chains/spx_2026-07-31_close.csv
       volsurf skew chain.csv --format json --plot charts/
     """
-    from volsurf.history.track import snapshot_metrics
+    from volsurf.analytics.measure import snapshot_metrics
     from volsurf.io.formats import load
 
     m = snapshot_metrics(load(file), surface=surface_method, per_expiry=True)
@@ -267,7 +267,7 @@ def _short(v: Any) -> str:
 @rebalance_options
 @click.option("--threshold", "thresholds", multiple=True, metavar="NAME=VALUE",
               help="Override a threshold (see docs/skew.md), e.g. --threshold z=2 --threshold rr25_change=0.005.")
-@_SURFACE_OPTION
+@_surface_option("fitted")
 @format_option()
 @output_option()
 def flags_cmd(file: str, previous: str | None, history: tuple[str, ...], equity_ytd: float | None,
@@ -284,11 +284,10 @@ def flags_cmd(file: str, previous: str | None, history: tuple[str, ...], equity_
       volsurf flags today.csv --previous yesterday.csv
       volsurf flags today.csv --history 'chains/spy_*.csv' --equity-ytd 0.15 --bond-ytd 0.01 --format json
     """
-    from volsurf.analytics.demand import demand_change
     from volsurf.errors import ParameterError
-    from volsurf.history.track import snapshot_metrics, track
     from volsurf.io.formats import load
-    from volsurf.signals.flags import FlagThresholds, evaluate_flags
+    from volsurf.report.pipeline import flags_for_file
+    from volsurf.signals.flags import FlagThresholds
 
     if previous and history:
         raise ParameterError("give --previous or --history, not both")
@@ -299,40 +298,14 @@ def flags_cmd(file: str, previous: str | None, history: tuple[str, ...], equity_
             raise ParameterError(f"--threshold {item!r} is not NAME=VALUE", hint="e.g. --threshold z=2")
         overrides[name.strip()] = value.strip()
     th = FlagThresholds().with_overrides(overrides)
-    snap = load(file)
-    equity_ytd, bond_ytd = resolve_returns(equity_ytd, bond_ytd, equity_prices, bond_prices, since,
-                                           snap.meta.trade_date)
-    cur = snapshot_metrics(snap, surface=surface_method, per_expiry=False)
-    rec = cur.record()
-    prev_rec = None
-    hist = None
-    lfl = None
-    if previous:
-        prev = snapshot_metrics(load(previous), surface=surface_method, per_expiry=False)
-        if prev.meta.get("underlying") != cur.meta.get("underlying"):
-            raise ParameterError(
-                f"--previous is {prev.meta.get('underlying')}, FILE is {cur.meta.get('underlying')}",
-                hint="compare snapshots of one underlying",
-            )
-        if prev.trade_date >= cur.trade_date:
-            click.echo(f"warning: previous snapshot's trade date {prev.trade_date} is not before {cur.trade_date}",
-                       err=True)
-        prev_rec = prev.record()
-        lfl = demand_change(cur.demand, prev.demand).like_for_like
-    elif history:
-        res = track(list(history), window=th.baseline_window, min_history=th.min_history, surface=surface_method,
-                    progress=None)
-        earlier = [r for r in res.records() if r["trade_date"] < cur.trade_date]
-        if len(earlier) < len(res.records()):
-            click.echo(f"note: {len(res.records()) - len(earlier)} history snapshots on or after {cur.trade_date} "
-                       "ignored", err=True)
-        hist = earlier
-        if earlier:
-            prev_rec = earlier[-1]
-            prev_snap = [s for s in res.snapshots if s.trade_date == earlier[-1]["trade_date"]][-1]
-            lfl = demand_change(cur.demand, prev_snap.demand).like_for_like
-    flags = evaluate_flags(rec, previous=prev_rec, history=hist, like_for_like=lfl, equity_ytd=equity_ytd,
-                           bond_ytd=bond_ytd, thresholds=th)
+    if equity_prices or bond_prices:
+        trade_date = load(file).meta.trade_date
+        equity_ytd, bond_ytd = resolve_returns(equity_ytd, bond_ytd, equity_prices, bond_prices, since, trade_date)
+    elif (equity_ytd is None) != (bond_ytd is None):
+        raise ParameterError("--equity-ytd and --bond-ytd go together", hint="give both returns, or neither")
+    res = flags_for_file(file, previous=previous, history=list(history) or None, equity_ytd=equity_ytd,
+                         bond_ytd=bond_ytd, thresholds=th, surface_method=surface_method)
+    flags, rec = res.flags, res.current.record()
     objs = [f.to_dict() for f in flags]
     if fmt == "json":
         emit(fmt, json_obj=objs, output=output)
@@ -342,7 +315,7 @@ def flags_cmd(file: str, previous: str | None, history: tuple[str, ...], equity_
         emit(fmt, json_obj=objs, records=rows, output=output)
         return
     header = {"file": file, "underlying": rec.get("underlying"), "trade_date": rec["trade_date"],
-              "mode": "history" if hist else "previous" if prev_rec else "single snapshot"}
+              "mode": res.comparison.mode}
     emit("table", json_obj=objs, records=rows, header=header, output=output)
     text = "\n".join(_explain(f) for f in flags)
     if output:

@@ -1,7 +1,10 @@
-"""The main job's analysis: one chain file (and optional previous/history snapshots) -> :class:`Analysis`.
+"""The analysis pipeline: one chain file (and optional previous/history snapshots) -> numbers and flags.
 
-:func:`analyze` is a pure function of its inputs; :mod:`volsurf.report.html` writes the page, the summary
-and the charts.
+One path for every command that compares snapshots: :func:`compare` measures the previous snapshot or the
+history with the same surface layer as the current one, and :func:`evaluate` turns the comparison into flags.
+``volsurf flags`` calls :func:`flags_for_file`, ``volsurf report`` calls :func:`analyze`; both go through
+:func:`compare` and :func:`evaluate`, so they give the same flags for the same inputs. :mod:`volsurf.report.html`
+writes the page, the summary and the charts.
 """
 
 from __future__ import annotations
@@ -9,10 +12,18 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from volsurf._json import finite_or_none
+from volsurf.errors import DataQualityWarning, ParameterError, warn
 from volsurf.report.summary import build_summary
+
+if TYPE_CHECKING:
+    from volsurf.analytics.demand import DemandChange
+    from volsurf.analytics.measure import SnapshotMetrics
+    from volsurf.signals.flags import Flag, FlagThresholds
+
+#: The smile layer every snapshot of one analysis is measured on (``fitted``: the arbitrage-free surface).
+DEFAULT_SURFACE_METHOD = "fitted"
 
 
 @dataclass
@@ -30,12 +41,160 @@ class Analysis:
     early_charts: Any = None  # a ChartJob started as soon as the surface was fitted (see analyze's on_surface)
 
 
-_num = finite_or_none
+@dataclass(frozen=True)
+class Comparison:
+    """What the current snapshot is compared with.
+
+    Attributes
+    ----------
+    mode : str
+        ``single snapshot``, ``previous`` (one earlier snapshot) or ``history`` (trailing baselines).
+    previous : SnapshotMetrics or None
+        The previous snapshot; in history mode the latest history snapshot before the current trade date.
+    history_records : tuple of dict or None
+        History mode: the metric records before the current trade date, oldest first.
+    demand_change : DemandChange or None
+        OTM put demand against ``previous`` (like-for-like over the expiries both list).
+    notes : tuple of str
+        What was ignored or looks odd (also raised as warnings).
+    """
+
+    mode: str
+    previous: SnapshotMetrics | None = None
+    history_records: tuple[dict[str, Any], ...] | None = None
+    demand_change: DemandChange | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def previous_record(self) -> dict[str, Any] | None:
+        if self.history_records:
+            return self.history_records[-1]
+        return self.previous.record() if self.previous is not None else None
+
+    @property
+    def like_for_like(self) -> dict[str, float] | None:
+        return dict(self.demand_change.like_for_like) if self.demand_change is not None else None
 
 
-def _change(cur: Any, prev: Any) -> float | None:
-    a, b = _num(cur), _num(prev)
-    return None if a is None or b is None else a - b
+def compare(
+    current: SnapshotMetrics,
+    *,
+    current_path: str | None = None,
+    previous: str | None = None,
+    history: Sequence[str] | None = None,
+    surface_method: str = DEFAULT_SURFACE_METHOD,
+    thresholds: FlagThresholds | None = None,
+) -> Comparison:
+    """Measure the previous snapshot or the history the same way as ``current`` and pair them with it.
+
+    Parameters
+    ----------
+    current : SnapshotMetrics
+        The current snapshot's metrics.
+    current_path : str, optional
+        The current snapshot's file (left out of ``history`` when a history glob also matches it).
+    previous : str, optional
+        An earlier snapshot file of the same underlying (change mode).
+    history : sequence of str, optional
+        Earlier snapshots (files, directories, globs): baseline mode; the latest one before the current trade
+        date also serves as the previous snapshot.
+    surface_method : str
+        Smile layer for every snapshot measured here (``fitted`` or ``nodes``): use the one ``current`` was
+        measured on, so that changes compare like with like.
+    thresholds : FlagThresholds, optional
+        Their ``baseline_window`` and ``min_history`` shape the history's baselines.
+    """
+    from volsurf.analytics.demand import demand_change
+    from volsurf.analytics.measure import path_metrics
+    from volsurf.signals.flags import FlagThresholds
+
+    if previous and history:
+        raise ParameterError("give a previous snapshot or a history, not both")
+    th = thresholds or FlagThresholds()
+    notes: list[str] = []
+    if previous:
+        prev = path_metrics(previous, surface=surface_method)
+        if prev.meta.get("underlying") != current.meta.get("underlying"):
+            raise ParameterError(
+                f"the previous snapshot is {prev.meta.get('underlying')}, the current one is "
+                f"{current.meta.get('underlying')}",
+                hint="compare snapshots of one underlying",
+            )
+        if prev.trade_date >= current.trade_date:
+            warn(notes, DataQualityWarning,
+                 f"the previous snapshot's trade date {prev.trade_date} is not before {current.trade_date}")
+        return Comparison("previous", prev, None, demand_change(current.demand, prev.demand), tuple(notes))
+    if history:
+        from volsurf.history.track import track
+        from volsurf.io.formats import expand_paths
+
+        files = expand_paths(history)
+        if current_path is not None:
+            files = [f for f in files if Path(f).resolve() != Path(current_path).resolve()]
+        res = track(files, window=th.baseline_window, min_history=th.min_history, surface=surface_method,
+                    progress=False)
+        records = res.records()
+        earlier = [i for i, r in enumerate(records) if str(r["trade_date"]) < current.trade_date]
+        if len(earlier) < len(records):
+            warn(notes, DataQualityWarning,
+                 f"{len(records) - len(earlier)} history snapshots on or after {current.trade_date} ignored")
+        if not earlier:
+            return Comparison("history", None, (), None, tuple(notes))
+        prev = res.snapshots[earlier[-1]]
+        return Comparison("history", prev, tuple(records[i] for i in earlier),
+                          demand_change(current.demand, prev.demand), tuple(notes))
+    return Comparison("single snapshot")
+
+
+def evaluate(
+    current: SnapshotMetrics,
+    comparison: Comparison,
+    *,
+    equity_ytd: float | None = None,
+    bond_ytd: float | None = None,
+    thresholds: FlagThresholds | None = None,
+) -> list[Flag]:
+    """The flags of ``current`` against ``comparison`` (see :func:`volsurf.signals.flags.evaluate_flags`)."""
+    from volsurf.signals.flags import evaluate_flags
+
+    return evaluate_flags(
+        current.record(),
+        previous=comparison.previous_record,
+        history=list(comparison.history_records) if comparison.history_records is not None else None,
+        like_for_like=comparison.like_for_like,
+        equity_ytd=equity_ytd,
+        bond_ytd=bond_ytd,
+        thresholds=thresholds,
+    )
+
+
+@dataclass(frozen=True)
+class FlagsResult:
+    """``volsurf flags``: the current snapshot's metrics, what it was compared with, and the flags."""
+
+    current: SnapshotMetrics
+    comparison: Comparison
+    flags: list[Flag]
+
+
+def flags_for_file(
+    path: str,
+    *,
+    previous: str | None = None,
+    history: Sequence[str] | None = None,
+    equity_ytd: float | None = None,
+    bond_ytd: float | None = None,
+    thresholds: FlagThresholds | None = None,
+    surface_method: str = DEFAULT_SURFACE_METHOD,
+) -> FlagsResult:
+    """Load, measure and compare one chain file and evaluate its flags (the same steps as :func:`analyze`)."""
+    from volsurf.analytics.measure import path_metrics
+
+    current = path_metrics(path, surface=surface_method)
+    comparison = compare(current, current_path=path, previous=previous, history=history,
+                         surface_method=surface_method, thresholds=thresholds)
+    flags = evaluate(current, comparison, equity_ytd=equity_ytd, bond_ytd=bond_ytd, thresholds=thresholds)
+    return FlagsResult(current, comparison, flags)
 
 
 def analyze(
@@ -72,10 +231,9 @@ def analyze(
     import time
 
     from volsurf.analytics import gex as gexmod
-    from volsurf.history.track import like_for_like, snapshot_metrics, track
-    from volsurf.io.formats import expand_paths, load
+    from volsurf.analytics.measure import snapshot_metrics
+    from volsurf.io.formats import load
     from volsurf.pricing.enrich import enrich
-    from volsurf.signals.flags import evaluate_flags
     from volsurf.surface.summary import fit_from_enriched, surface_summary
 
     times: dict[str, float] = {}
@@ -95,37 +253,9 @@ def analyze(
     metrics = timed("skew", lambda: snapshot_metrics(
         snapshot, enriched=enriched, fitted_surface=surface, per_expiry=False, chart_data=True))
 
-    prev_metrics = None
-    demand_chg = None
-    if previous:
-        prev_metrics = timed("previous", lambda: snapshot_metrics(load(previous), surface="nodes", per_expiry=False))
-        from volsurf.analytics.demand import demand_change
-
-        demand_chg = demand_change(metrics.demand, prev_metrics.demand)
-        if prev_metrics.meta.get("underlying") != metrics.meta.get("underlying"):
-            from volsurf.errors import ParameterError
-
-            raise ParameterError(
-                f"--previous is {prev_metrics.meta.get('underlying')}, the chain is {metrics.meta.get('underlying')}",
-                hint="compare snapshots of the same underlying",
-            )
-    hist_records = None
-    if history:
-        files = [f for f in expand_paths(history) if Path(f).resolve() != Path(path).resolve()]
-        res = timed("history", lambda: track(files, progress=False))
-        hist_records = [r for r in res.records() if str(r.get("trade_date", "")) < metrics.trade_date]
-    record = metrics.record()
-    flags = timed(
-        "flags",
-        lambda: evaluate_flags(
-            record,
-            previous=prev_metrics.record() if prev_metrics else None,
-            history=hist_records,
-            like_for_like=like_for_like(demand_chg) if demand_chg is not None else None,
-            equity_ytd=equity_ytd,
-            bond_ytd=bond_ytd,
-        ),
-    )
+    comparison = timed("compare", lambda: compare(
+        metrics, current_path=path, previous=previous, history=history, surface_method=DEFAULT_SURFACE_METHOD))
+    flags = timed("flags", lambda: evaluate(metrics, comparison, equity_ytd=equity_ytd, bond_ytd=bond_ytd))
     gex_kwargs: dict[str, Any] = {"vol": gexmod.surface_vol(surface)}
     if assumption:
         gex_kwargs["assumption"] = assumption
@@ -141,9 +271,9 @@ def analyze(
         enriched=enriched,
         surface_obj=surface_summary(surface, enriched),
         metrics=metrics,
-        prev_metrics=prev_metrics,
-        demand_chg=demand_chg,
-        history_count=len(hist_records) if hist_records is not None else None,
+        prev_metrics=comparison.previous,
+        demand_chg=comparison.demand_change,
+        history_count=len(comparison.history_records) if comparison.history_records is not None else None,
         flags=flags,
         gex=gex,
         rebalance=rebalance,

@@ -508,7 +508,7 @@ def evaluate_flags(
     ----------
     current : mapping
         Flat metric record (``trade_date``, ``rr25_30d``, ``put_skew_90_100_30d``, ``otm_put_oi_share``,
-        ``otm_put_volume_share``...), e.g. :meth:`volsurf.history.track.SnapshotMetrics.record`.
+        ``otm_put_volume_share``...), e.g. :meth:`volsurf.analytics.measure.SnapshotMetrics.record`.
     previous : mapping, optional
         The previous snapshot's record (change mode).
     history : sequence of mappings, optional

@@ -7,6 +7,7 @@ stays fast (no numpy/pandas/matplotlib import at start-up).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 
 import click
@@ -26,7 +27,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "gex": ("volsurf.cli.gex", "gex_cmd", "Dealer gamma exposure, profile, gamma flip and walls."),
     "rebalance": ("volsurf.cli.flows", "rebalance_cmd", "Estimate 60/40 rebalancing flow from returns."),
     "volume-spikes": ("volsurf.cli.flows", "volume_spikes_cmd", "Flag month/quarter-end volume spikes."),
+    "cta": ("volsurf.cli.cta", "cta_cmd", "Trend-follower (CTA) positioning, trigger levels and scenario flows."),
+    "divergence": ("volsurf.cli.cta", "divergence_cmd", "Broad vs tech index return-spread divergence at quarter-ends."),
     "report": ("volsurf.cli.report", "report_cmd", "Full HTML/JSON report for one chain (the main job)."),
+    "study": ("volsurf.cli.study", "study_cmd", "Event studies on daily series: volsurf study quarter-end FILE..."),
 }
 
 

@@ -37,7 +37,9 @@ Scenarios
 ---------
 Over the next 5 sessions the price moves log-linearly to ``P_t exp(m sigma_d(t) sqrt(5))`` for
 ``m in (-2, -1, 0, 1, 2)`` (a 5-day move of ``m`` realized-vol standard deviations); the model is rerun on the
-extended series (so the vol estimate moves with the path too) and the scenario flow is ``N(t+5) - N(t)``.
+extended series with the realized vol held at today's value (a smooth or flat path would otherwise shrink the
+estimate and show buying from vol compression alone), so the scenario flow ``N(t+5) - N(t)`` comes from the
+signals: old prices rolling out of the lookbacks and the path crossing trigger levels.
 """
 
 from __future__ import annotations
@@ -228,7 +230,9 @@ class CtaParams:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def trend_model(prices: pd.Series, params: CtaParams | None = None) -> pd.DataFrame:
+def trend_model(
+    prices: pd.Series, params: CtaParams | None = None, freeze_vol_after: pd.Timestamp | None = None
+) -> pd.DataFrame:
     """Signals, positions, leverage, aggregate position and notional on every date of a price series.
 
     Parameters
@@ -236,6 +240,8 @@ def trend_model(prices: pd.Series, params: CtaParams | None = None) -> pd.DataFr
     prices : pd.Series
         Daily closes (> 0) on a sorted DatetimeIndex.
     params : CtaParams, optional
+    freeze_vol_after : Timestamp, optional
+        Hold the realized vol at its value on this date for all later dates (scenario paths).
 
     Returns
     -------
@@ -253,6 +259,8 @@ def trend_model(prices: pd.Series, params: CtaParams | None = None) -> pd.DataFr
     px = prices.astype(float)
     logp = np.log(px)
     sigma_d = logp.diff().rolling(int(p.vol_window), min_periods=int(p.vol_window)).std(ddof=1)
+    if freeze_vol_after is not None:
+        sigma_d = sigma_d.mask(sigma_d.index > freeze_vol_after).ffill()
     vol = sigma_d * math.sqrt(_YEAR)
     out = {"price": px, "realized_vol": vol}
     positions = []
@@ -577,7 +585,7 @@ def cta_positioning(
     for name, m in SCENARIO_MOVES.items():  # five what-if paths, each a vectorized rerun of the model
         total_log = m * sigma_d * math.sqrt(HORIZON)
         path = pd.Series(price * np.exp(total_log * steps), index=idx)
-        run = trend_model(pd.concat([tail, path]), p).iloc[-HORIZON:]
+        run = trend_model(pd.concat([tail, path]), p, freeze_vol_after=day).iloc[-HORIZON:]
         end = run.iloc[-1]
         flow = float(end["notional_usd"] - today["notional_usd"])
         scenarios.append(

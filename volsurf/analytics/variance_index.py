@@ -256,6 +256,18 @@ def _walk_keep(bid: np.ndarray, ask: np.ndarray) -> np.ndarray:
     return ~zero_bid & (ask > 0) & ~stopped
 
 
+def strip_widths(strikes: np.ndarray) -> np.ndarray:
+    """``dK`` of an ascending strip (index points): half the gap between neighbours; the gap to the single
+    neighbour at each end; 0 for a lone strike (it carries no width)."""
+    k = np.asarray(strikes, dtype=float)
+    dk = np.zeros_like(k)
+    if k.size > 1:
+        dk[1:-1] = 0.5 * (k[2:] - k[:-2])
+        dk[0] = k[1] - k[0]
+        dk[-1] = k[-1] - k[-2]
+    return dk
+
+
 def term_variance(
     strikes,
     call_bid,
@@ -344,14 +356,7 @@ def term_variance(
     strip_k = k[strip_idx]
     q = np.concatenate((put_mid[put_keep[::-1]], [q_k0], call_mid[call_keep]))
 
-    dk = np.empty_like(strip_k)
-    if strip_k.size == 1:
-        dk[:] = 0.0  # a lone K0 has no neighbour: the strip carries no width
-    else:
-        dk[1:-1] = 0.5 * (strip_k[2:] - strip_k[:-2])
-        dk[0] = strip_k[1] - strip_k[0]
-        dk[-1] = strip_k[-1] - strip_k[-2]
-
+    dk = strip_widths(strip_k)
     contributions = dk / strip_k**2 * growth * q
     strip_sum = float(np.sum(contributions))
     scaled_sum = 2.0 / t * strip_sum
@@ -587,6 +592,44 @@ def _resolve_rate(rate: RateSpec, board: pd.DataFrame, t: float) -> tuple[float,
     return float(rate), "constant"
 
 
+def chain_term(frame: pd.DataFrame, row, rate: RateSpec = DEFAULT_RATE) -> tuple[TermVariance, TermChoice]:
+    """One term of a normalized chain with the VIX strip rules: pivot, rate, :func:`term_variance`.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Normalized snapshot frame.
+    row : mapping
+        The expiry: ``root``, ``expiry`` (settlement timestamp), ``expiry_date``, ``settlement`` and ``minutes``
+        (whole minutes to settlement, :func:`minutes_to_settlement`).
+    rate : float, callable or ``"parity"``
+        As in :func:`variance_index_from_chain`.
+
+    Raises
+    ------
+    DataError
+        The board gives no forward or no ``K0`` (see :func:`term_variance`).
+    """
+    board = _pivot_term(frame, row["root"], row["expiry"])
+    t = float(row["minutes"]) / N365
+    r, source = _resolve_rate(rate, board, t)
+    term = term_variance(
+        board.index.to_numpy(dtype=float),
+        *(board[c].to_numpy(dtype=float) for c in ("call_bid", "call_ask", "put_bid", "put_ask")),
+        t,
+        r,
+    )
+    choice = TermChoice(
+        root=str(row["root"]),
+        expiry=pd.Timestamp(row["expiry"]),
+        expiry_date=str(row["expiry_date"]),
+        settlement=str(row["settlement"]),
+        minutes=int(row["minutes"]),
+        rate_source=source,
+    )
+    return term, choice
+
+
 def variance_index_from_chain(
     frame: pd.DataFrame,
     valuation_time: pd.Timestamp,
@@ -666,34 +709,16 @@ def variance_index_from_chain(
     terms: list[TermVariance] = []
     choices: list[TermChoice] = []
     for row in (near_rows.iloc[-1], next_rows.iloc[0]):
-        board = _pivot_term(frame, row["root"], row["expiry"])
-        t = float(row["minutes"]) / N365
-        r, source = _resolve_rate(rate, board, t)
         try:
-            terms.append(
-                term_variance(
-                    board.index.to_numpy(dtype=float),
-                    *(board[c].to_numpy(dtype=float) for c in ("call_bid", "call_ask", "put_bid", "put_ask")),
-                    t,
-                    r,
-                )
-            )
+            term, choice = chain_term(frame, row, rate)
         except DataError as err:
             return _unavailable(
                 f"{row['root']} {row['expiry_date']}: {err.message}",
                 valuation_time=val,
                 candidates=candidates,
             )
-        choices.append(
-            TermChoice(
-                root=str(row["root"]),
-                expiry=pd.Timestamp(row["expiry"]),
-                expiry_date=str(row["expiry_date"]),
-                settlement=str(row["settlement"]),
-                minutes=int(row["minutes"]),
-                rate_source=source,
-            )
-        )
+        terms.append(term)
+        choices.append(choice)
     result = constant_maturity_index(terms[0], terms[1], choices[0].minutes, choices[1].minutes, target_days)
     return VarianceIndexResult(
         available=True,

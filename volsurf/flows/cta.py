@@ -135,7 +135,8 @@ def load_prices(path: str | Path, column: str | None = None) -> pd.Series:
     path : str or Path
         CSV with a date column and a close column.
     column : str, optional
-        Column to read (case-insensitive); default ``Adj Close``, else ``Close``, else the only numeric column.
+        Column to read (case-insensitive; rows with a missing-value marker such as FRED's ``.`` are dropped);
+        default ``Adj Close``, else ``Close``, else the only numeric column.
 
     Raises
     ------
@@ -149,7 +150,7 @@ def load_prices(path: str | Path, column: str | None = None) -> pd.Series:
 
     if column is None:
         return load_price_series(path)
-    s = read_dated_series(path, (column,), what=f"{column} price")
+    s = read_dated_series(path, (column,), what=f"{column} price", column=column, missing="drop")
     if s.name is None or str(s.name).strip().lower() != column.strip().lower():
         raise FormatError(str(path), f"no column {column!r}", column=column, hint=f"the file has {s.name!r}")
     s = s.dropna()

@@ -30,7 +30,7 @@ def _time(fn, repeat: int) -> tuple[float, float]:
 
 
 def main(argv: list[str]) -> int:
-    from volsurf.analytics import gex
+    from volsurf.analytics import gex, gex_report
     from volsurf.io.formats import load
     from volsurf.pricing.enrich import enrich
 
@@ -43,7 +43,7 @@ def main(argv: list[str]) -> int:
     spot = float(enriched.meta.spot)
     is_call = (f["type"] == "call").to_numpy()
     oi = np.nan_to_num(f["open_interest"].to_numpy(float))
-    sigma, _ = gex.fill_from_pair(f, f["iv_mid"].to_numpy(float))
+    sigma, _ = gex_report.fill_from_pair(f, f["iv_mid"].to_numpy(float))
     weights = gex.get_assumption(gex.DEFAULT_ASSUMPTION).signs(is_call) * oi * 100.0
     fwd, k, t, disc = (f[c].to_numpy(float) for c in ("forward", "strike", "t", "discount"))
     grid = gex.spot_grid(spot, 0.15, 400)
@@ -62,7 +62,7 @@ def main(argv: list[str]) -> int:
     print(f"profile (400 points)       best {best:.3f} s  median {med:.3f} s  (limit {LIMIT_S:.1f} s)")
     fb, fm = _time(flip, 5)
     print(f"profile + flip (brentq)    best {fb:.3f} s  median {fm:.3f} s  -> flip {flip().flip:,.2f}")
-    rb, rm = _time(lambda: gex.gex_report(enriched, n_points=400), 3)
+    rb, rm = _time(lambda: gex_report.gex_report(enriched, n_points=400), 3)
     print(f"gex_report with robustness best {rb:.3f} s  median {rm:.3f} s")
     if best >= LIMIT_S:
         print("FAIL: profile slower than the limit")

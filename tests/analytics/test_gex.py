@@ -16,6 +16,7 @@ from vollib.black_scholes_merton.greeks.analytical import delta as bsm_delta
 from vollib.black_scholes_merton.greeks.analytical import gamma as bsm_gamma
 
 from volsurf.analytics import gex
+from volsurf.analytics import gex_report as gexr
 from volsurf.errors import DataError, ParameterError
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
@@ -361,7 +362,7 @@ def _synthetic_enriched(spot=4500.0, trade=dt.date(2023, 9, 14), minutes_to_clos
 
 def test_report_on_synthetic_snapshot():
     enr = _synthetic_enriched()
-    rep = gex.gex_report(enr, n_points=201, later_time="eod")
+    rep = gexr.gex_report(enr, n_points=201, later_time="eod")
     d = rep.to_dict()
     for key in ("spot", "net_gex", "gamma_flip", "call_wall", "put_wall", "assumption", "by_strike", "profile"):
         assert key in d
@@ -391,17 +392,17 @@ def test_report_on_synthetic_snapshot():
 
 def test_report_expiry_selection_and_opposite_assumption():
     enr = _synthetic_enriched()
-    base = gex.gex_report(enr, n_points=101, robustness=False)
-    opp = gex.gex_report(enr, n_points=101, robustness=False, assumption="dealer_short_calls_long_puts")
+    base = gexr.gex_report(enr, n_points=101, robustness=False)
+    opp = gexr.gex_report(enr, n_points=101, robustness=False, assumption="dealer_short_calls_long_puts")
     assert opp.net_gex == pytest.approx(-base.net_gex)
     assert opp.flip.flip == pytest.approx(base.flip.flip) if base.flip.flip else opp.flip.flip is None
-    zero = gex.gex_report(enr, n_points=101, robustness=False, expiries="0dte")
-    monthly = gex.gex_report(enr, n_points=101, robustness=False, expiries="monthly,quarterly")
+    zero = gexr.gex_report(enr, n_points=101, robustness=False, expiries="0dte")
+    monthly = gexr.gex_report(enr, n_points=101, robustness=False, expiries="monthly,quarterly")
     assert zero.expiries == ("0dte",)
-    assert zero.net_gex + monthly.net_gex + gex.gex_report(
+    assert zero.net_gex + monthly.net_gex + gexr.gex_report(
         enr, n_points=101, robustness=False, expiries="this_week").net_gex == pytest.approx(base.net_gex)
     with pytest.raises(DataError):
-        gex.gex_report(enr, expiries="longer", robustness=False)
+        gexr.gex_report(enr, expiries="longer", robustness=False)
 
 
 def test_report_sticky_strike_callable_equals_flat_when_it_returns_mid():
@@ -412,8 +413,8 @@ def test_report_sticky_strike_callable_equals_flat_when_it_returns_mid():
     def vol(strike, t):
         return np.array([lookup[(k, tt)] for k, tt in zip(strike, t, strict=True)])
 
-    a = gex.gex_report(enr, n_points=101, robustness=False)
-    b = gex.gex_report(enr, n_points=101, robustness=False, vol=vol)
+    a = gexr.gex_report(enr, n_points=101, robustness=False)
+    b = gexr.gex_report(enr, n_points=101, robustness=False, vol=vol)
     assert b.net_gex == pytest.approx(a.net_gex, rel=1e-12)
     np.testing.assert_allclose(b.profile_net, a.profile_net, rtol=1e-12)
     assert b.vol_model != a.vol_model
@@ -435,7 +436,7 @@ def _enriched(path):
 @pytest.mark.slow
 @pytest.mark.skipif(not SPX_0914.exists(), reason="shared real chains not present")
 def test_real_spx_2023_09_14_against_vendor_column():
-    rep = gex.gex_report(_enriched(SPX_0914), later_time="eod")
+    rep = gexr.gex_report(_enriched(SPX_0914), later_time="eod")
     v = rep.vendor
     # Published reference (SOURCES.md, pitfall 5): Gamma x OI x 100 x S^2 x 1% with the file's gamma ~ 23.3 bn.
     assert v["net_gex_vendor"] / 1e9 == pytest.approx(23.3, abs=0.1)

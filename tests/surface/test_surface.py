@@ -298,7 +298,7 @@ def test_cached_iv_matches_the_exact_solve():
 
 
 def test_lower_hull_bridges_only_the_concave_stretch():
-    from volsurf.surface.fit import _lower_hull
+    from volsurf.surface.query import lower_hull as _lower_hull
 
     x = np.linspace(0.0, 1.0, 101)
     y = (x - 0.5) ** 2

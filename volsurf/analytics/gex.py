@@ -12,8 +12,8 @@ Units
 
 Dealer positioning is an explicit assumption (:data:`ASSUMPTIONS`); every result says which one was used.
 
-The numeric core works on numpy arrays; :func:`gex_report` wires it to an enriched snapshot
-(:func:`volsurf.pricing.enrich.enrich`).
+The numeric core works on numpy arrays; :func:`volsurf.analytics.gex_report.gex_report` wires it to an enriched
+snapshot (:func:`volsurf.pricing.enrich.enrich`).
 
 Profile model
 -------------
@@ -32,14 +32,15 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from scipy.optimize import brentq
 
-from volsurf.errors import DataError, ParameterError
+from volsurf.errors import ParameterError
 from volsurf.pricing import black76 as pricing
 
 PCT = 0.01  # a 1% move: GEX is quoted per 1% of spot
@@ -138,7 +139,8 @@ def get_assumption(name: str | DealerAssumption) -> DealerAssumption:
 # --------------------------------------------------------------------------------------------------------
 
 
-def gamma_exposure(gamma_spot, open_interest, spot, multiplier=100.0, sign=1.0) -> np.ndarray:
+def gamma_exposure(gamma_spot: ArrayLike, open_interest: ArrayLike, spot: float, multiplier: ArrayLike = 100.0,
+                   sign: ArrayLike = 1.0) -> np.ndarray:
     """Dealer gamma exposure per contract line, USD per 1% move.
 
     ``sign * gamma_spot * open_interest * multiplier * spot^2 * 0.01`` with ``gamma_spot`` per 1 point of spot.
@@ -148,7 +150,8 @@ def gamma_exposure(gamma_spot, open_interest, spot, multiplier=100.0, sign=1.0) 
     return np.asarray(sign, dtype=float) * g * np.asarray(open_interest, dtype=float) * multiplier * s * s * PCT
 
 
-def delta_exposure(delta_spot, open_interest, spot, multiplier=100.0, sign=1.0) -> np.ndarray:
+def delta_exposure(delta_spot: ArrayLike, open_interest: ArrayLike, spot: float, multiplier: ArrayLike = 100.0,
+                   sign: ArrayLike = 1.0) -> np.ndarray:
     """Dealer delta exposure, USD of underlying notional: ``sign * delta_spot * OI * multiplier * spot``."""
     return (
         np.asarray(sign, dtype=float)
@@ -159,7 +162,8 @@ def delta_exposure(delta_spot, open_interest, spot, multiplier=100.0, sign=1.0) 
     )
 
 
-def vanna_exposure(vanna_spot, open_interest, spot, multiplier=100.0, sign=1.0) -> np.ndarray:
+def vanna_exposure(vanna_spot: ArrayLike, open_interest: ArrayLike, spot: float, multiplier: ArrayLike = 100.0,
+                   sign: ArrayLike = 1.0) -> np.ndarray:
     """Dealer vanna exposure, USD of delta per +1 vol point: ``sign * vanna_spot * OI * mult * spot * 0.01``.
 
     ``vanna_spot`` is ``d(spot delta)/d(sigma)`` per 1.00 of decimal vol.
@@ -167,7 +171,8 @@ def vanna_exposure(vanna_spot, open_interest, spot, multiplier=100.0, sign=1.0) 
     return delta_exposure(vanna_spot, open_interest, spot, multiplier, sign) * PCT
 
 
-def charm_exposure(charm_spot, open_interest, spot, multiplier=100.0, sign=1.0) -> np.ndarray:
+def charm_exposure(charm_spot: ArrayLike, open_interest: ArrayLike, spot: float, multiplier: ArrayLike = 100.0,
+                   sign: ArrayLike = 1.0) -> np.ndarray:
     """Dealer charm exposure, USD of delta per calendar day: ``sign * charm_spot * OI * mult * spot / 365``.
 
     ``charm_spot`` is the change of spot delta per year of passing time.
@@ -185,7 +190,8 @@ class ContractGreeks:
     charm: np.ndarray
 
 
-def spot_greeks(spot, forward, strike, t, sigma, is_call, discount=1.0) -> ContractGreeks:
+def spot_greeks(spot: float, forward: ArrayLike, strike: ArrayLike, t: ArrayLike, sigma: ArrayLike,
+                is_call: ArrayLike, discount: ArrayLike = 1.0) -> ContractGreeks:
     """Spot greeks with carry held fixed (``F = S c``, ``c = F/S``, ``dF/dS = c``).
 
     ``gamma`` per 1 point of spot, ``delta`` spot delta, ``vanna`` = d(spot delta)/d(sigma) per 1.00 of vol,
@@ -254,7 +260,8 @@ class ProfileModel:
     squeeze: bool
 
     @classmethod
-    def build(cls, spot: float, forward, strike, t, sigma, discount, weights) -> ProfileModel:
+    def build(cls, spot: float, forward: ArrayLike, strike: ArrayLike, t: ArrayLike, sigma: ArrayLike,
+              discount: ArrayLike, weights: ArrayLike) -> ProfileModel:
         """Precompute the profile constants.
 
         ``weights`` (``sign * OI * multiplier``) has shape ``(n,)`` or ``(n, k)`` for k weightings evaluated in
@@ -280,7 +287,7 @@ class ProfileModel:
         c = disc[idx] * f[idx] / (spot * v) * _INV_SQRT_2PI
         return cls(spot=float(spot), a=a, b=1.0 / v, w=wts[idx] * c[:, None], index=idx, squeeze=squeeze)
 
-    def evaluate(self, spots, combo=None, chunk_elements: int = 2_000_000) -> np.ndarray:
+    def evaluate(self, spots: ArrayLike, combo: ArrayLike | None = None, chunk_elements: int = 2_000_000) -> np.ndarray:
         """GEX (USD per 1%) at each spot in ``spots``.
 
         Returns ``(m, k)`` for k weight columns, ``(m,)`` when the weights were 1-D or when ``combo`` (a length-k
@@ -312,13 +319,14 @@ class ProfileModel:
         out *= (PCT * spots)[:, None]
         return out[:, 0] if (self.squeeze or combo is not None) else out
 
-    def value(self, spot: float, combo=None) -> float:
+    def value(self, spot: float, combo: ArrayLike | None = None) -> float:
         """Exact GEX (USD per 1%) at one spot: the function the flip's root-finder works on."""
         res = self.evaluate(np.array([float(spot)]), combo)
         return float(res[0] if res.ndim == 1 else res[0, 0])
 
 
-def gex_profile(spots, spot, forward, strike, t, sigma, discount, weights) -> np.ndarray:
+def gex_profile(spots: ArrayLike, spot: float, forward: ArrayLike, strike: ArrayLike, t: ArrayLike, sigma: ArrayLike,
+                discount: ArrayLike, weights: ArrayLike) -> np.ndarray:
     """Net GEX (USD per 1%) at each hypothetical spot; vol sticky-strike (``sigma`` per option, fixed).
 
     ``weights`` = dealer sign x open interest x multiplier per option.
@@ -389,7 +397,7 @@ def find_gamma_flip(
 # --------------------------------------------------------------------------------------------------------
 
 
-def by_strike(strike, is_call, gex) -> pd.DataFrame:
+def by_strike(strike: ArrayLike, is_call: ArrayLike, gex: ArrayLike) -> pd.DataFrame:
     """Call, put and net GEX (USD per 1%) summed per strike (all roots and expiries together), ascending."""
     call = np.asarray(is_call, dtype=bool)
     g = np.nan_to_num(np.asarray(gex, dtype=float))
@@ -429,7 +437,7 @@ def find_walls(table: pd.DataFrame) -> Walls:
     return Walls(cw, pw, aw, cg, pg, ag)
 
 
-def expiry_buckets(expiry_dates, trade_date: dt.date) -> np.ndarray:
+def expiry_buckets(expiry_dates: Any, trade_date: dt.date) -> np.ndarray:
     """Bucket name (:data:`BUCKETS`) for each expiry date (``YYYY-MM-DD`` strings or dates).
 
     Precedence: 0dte > this_week > quarterly > monthly > longer. Quarter-ends and monthly dates come from the
@@ -474,480 +482,6 @@ def parse_expiry_selection(text: str | Sequence[str] | None) -> tuple[str, ...]:
     return tuple(b for b in BUCKETS if b in items)
 
 
-def floor_time(t, floor: float = ONE_BUSINESS_DAY) -> np.ndarray:
+def floor_time(t: ArrayLike, floor: float = ONE_BUSINESS_DAY) -> np.ndarray:
     """``max(t, floor)``: the one-business-day 0DTE floor of popular GEX scripts (a robustness variant only)."""
     return np.maximum(np.asarray(t, dtype=float), floor)
-
-
-# --------------------------------------------------------------------------------------------------------
-# Report on an enriched snapshot
-# --------------------------------------------------------------------------------------------------------
-
-VolFunction = Callable[[np.ndarray, np.ndarray], np.ndarray]
-
-
-def surface_vol(surface: Any) -> VolFunction:
-    """Vectorized sticky-strike vol from a fitted surface with a scalar-time ``iv(strike, t)`` query
-    (:class:`volsurf.surface.fit.Surface`): one query per distinct time, not per option.
-
-    Options with ``t <= 0`` (or a query the surface refuses) get NaN and are left out of the profile.
-    """
-    from volsurf.errors import VolsurfError
-
-    def vol(strike, t) -> np.ndarray:
-        k = np.asarray(strike, dtype=float)
-        tt = np.asarray(t, dtype=float)
-        out = np.full(k.shape, np.nan)
-        ok = np.isfinite(tt) & (tt > 0) & np.isfinite(k) & (k > 0)
-        uniq, inv = np.unique(tt[ok], return_inverse=True)
-        idx = np.flatnonzero(ok)
-        for j, tj in enumerate(uniq):  # a loop over expiries (tens), not options
-            rows = idx[inv == j]
-            try:
-                out[rows] = np.asarray(surface.iv(k[rows], float(tj)), dtype=float)
-            except VolsurfError:
-                continue
-        return out
-
-    return vol
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """One robustness scenario: net GEX at spot (USD per 1%) and flip under an assumption/vol/timing choice."""
-
-    assumption: str
-    vol: str
-    timing: str
-    net_gex: float
-    gamma_flip: float | None
-    crossings: tuple[float, ...] = ()
-    walls: Walls | None = None
-
-
-@dataclass(frozen=True)
-class GexReport:
-    """Everything ``volsurf gex`` prints; :meth:`to_dict` is the JSON form (dollars per 1% move)."""
-
-    underlying: str
-    trade_date: dt.date
-    valuation_time: pd.Timestamp
-    spot: float
-    assumption: DealerAssumption
-    vol_model: str
-    expiries: tuple[str, ...]
-    totals: dict[str, float]
-    vendor: dict[str, Any]
-    by_strike: pd.DataFrame
-    by_bucket: pd.DataFrame
-    walls: Walls
-    walls_by_bucket: dict[str, Walls]
-    profile_spots: np.ndarray
-    profile_net: np.ndarray
-    profile_by_bucket: dict[str, np.ndarray]
-    flip: FlipResult
-    scenarios: tuple[Scenario, ...]
-    gamma_flip_range: tuple[float, float] | None
-    regime_robust: bool | None
-    coverage: dict[str, float]
-    profile_time: pd.Timestamp | None = None
-    profile_later: np.ndarray | None = None
-    flip_later: FlipResult | None = None
-    notes: tuple[str, ...] = field(default_factory=tuple)
-
-    @property
-    def net_gex(self) -> float:
-        """Net GEX at spot, USD per 1% move."""
-        return self.totals["net_gex"]
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (NaN -> None by :func:`volsurf.cli.output.to_jsonable`)."""
-        w = self.walls
-        out: dict[str, Any] = {
-            "underlying": self.underlying,
-            "trade_date": self.trade_date.isoformat(),
-            "valuation_time": self.valuation_time.isoformat(),
-            "spot": self.spot,
-            "assumption": self.assumption.name,
-            "assumption_description": self.assumption.description,
-            "vol_model": self.vol_model,
-            "expiries": list(self.expiries),
-            "units": UNITS,
-            **self.totals,
-            "gamma_flip": self.flip.flip,
-            "gamma_flip_reason": self.flip.reason,
-            "gamma_flip_crossings": list(self.flip.crossings),
-            "gamma_flip_range": list(self.gamma_flip_range) if self.gamma_flip_range else None,
-            "regime_robust": self.regime_robust,
-            "call_wall": w.call_wall,
-            "put_wall": w.put_wall,
-            "largest_abs_gex_strike": w.largest_abs_gex_strike,
-            "walls": _walls_dict(w),
-            "walls_by_bucket": {k: _walls_dict(v) for k, v in self.walls_by_bucket.items()},
-            "vendor_gamma_comparison": self.vendor,
-            "coverage": self.coverage,
-            "by_bucket": self.by_bucket.to_dict(orient="records"),
-            "by_strike": self.by_strike.to_dict(orient="records"),
-            "profile": [{"spot": s, "net_gex": g} for s, g in zip(self.profile_spots, self.profile_net, strict=True)],
-            "profile_by_bucket": {
-                b: [{"spot": s, "net_gex": g} for s, g in zip(self.profile_spots, v, strict=True)]
-                for b, v in self.profile_by_bucket.items()
-            },
-            "robustness": [
-                {
-                    "assumption": s.assumption,
-                    "vol": s.vol,
-                    "timing": s.timing,
-                    "net_gex": s.net_gex,
-                    "gamma_flip": s.gamma_flip,
-                    "crossings": list(s.crossings),
-                    **(_walls_dict(s.walls) if s.walls is not None else {}),
-                }
-                for s in self.scenarios
-            ],
-            "by_assumption": [
-                {
-                    "assumption": s.assumption,
-                    "description": ASSUMPTIONS[s.assumption].description,
-                    "net_gex": s.net_gex,
-                    "gamma_flip": s.gamma_flip,
-                    **(_walls_dict(s.walls) if s.walls is not None else {}),
-                }
-                for s in self.scenarios
-                if s.vol == "mid" and s.timing == "exact"
-            ],
-            "notes": list(self.notes),
-        }
-        if self.profile_later is not None and self.profile_time is not None and self.flip_later is not None:
-            out["profile_later"] = {
-                "valuation_time": self.profile_time.isoformat(),
-                "gamma_flip": self.flip_later.flip,
-                "gamma_flip_reason": self.flip_later.reason,
-                "profile": [
-                    {"spot": s, "net_gex": g} for s, g in zip(self.profile_spots, self.profile_later, strict=True)
-                ],
-            }
-        return out
-
-
-def _walls_dict(w: Walls) -> dict[str, float | None]:
-    return {
-        "call_wall": w.call_wall,
-        "call_wall_gex": w.call_wall_gex,
-        "put_wall": w.put_wall,
-        "put_wall_gex": w.put_wall_gex,
-        "largest_abs_gex_strike": w.largest_abs_gex_strike,
-        "largest_abs_gex": w.largest_abs_gex,
-    }
-
-
-def _column(frame: pd.DataFrame, name: str, default: float = np.nan) -> np.ndarray:
-    if name in frame.columns:
-        return pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float)
-    return np.full(len(frame), default)
-
-
-def fill_from_pair(frame: pd.DataFrame, iv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Fill missing IVs with the IV of the other type at the same (root, expiry, strike).
-
-    Put-call parity gives a call and a put on the same strike the same Black vol, so the liquid (usually OTM)
-    side stands in for an ITM quote that has no bid or trades below intrinsic. Returns the filled IVs and the
-    source per row: ``own``, ``pair`` or ``none``.
-    """
-    iv = np.asarray(iv, dtype=float)
-    ok = np.isfinite(iv) & (iv > 0)
-    keys = [c for c in ("root", "expiry_date", "strike") if c in frame.columns]
-    source = np.where(ok, "own", "none").astype(object)
-    if ok.all() or "type" not in frame.columns or not keys:
-        return iv, source
-    key_df = frame[keys].reset_index(drop=True)
-    is_call = (frame["type"].astype(str).str.lower() == "call").to_numpy()
-    own = key_df.assign(_call=is_call, _iv=np.where(ok, iv, np.nan))
-    # The pair of a row is the row with the same keys and the other type.
-    other = own.assign(_call=~own["_call"]).drop(columns="_iv")
-    pair_iv = other.merge(own.drop_duplicates([*keys, "_call"]), on=[*keys, "_call"], how="left")["_iv"].to_numpy()
-    use = ~ok & np.isfinite(pair_iv)
-    source[use] = "pair"
-    return np.where(use, pair_iv, iv), source
-
-
-def end_of_day(valuation_time: pd.Timestamp) -> pd.Timestamp:
-    """The next session close at or after ``valuation_time`` strictly later than it (early closes respected).
-
-    During a session: that session's close. After the close, on weekends or holidays: the next session's close.
-    """
-    from volsurf.market.calendar import nyse
-
-    cal = nyse()
-    ts = pd.Timestamp(valuation_time)
-    ts = ts.tz_localize("America/New_York") if ts.tzinfo is None else ts
-    session = cal.date_to_session(ts.tz_convert("America/New_York").tz_localize(None).normalize(), direction="next")
-    close = cal.session_close(session)
-    if close <= ts:
-        close = cal.session_close(cal.next_session(session))
-    return close.tz_convert("America/New_York")
-
-
-def gex_report(
-    enriched: Any,
-    *,
-    assumption: str | DealerAssumption = DEFAULT_ASSUMPTION,
-    expiries: str | Sequence[str] | None = "all",
-    vol: VolFunction | None = None,
-    width: float = 0.15,
-    n_points: int = 401,
-    multiplier: float = 100.0,
-    later_time: pd.Timestamp | str | None = None,
-    robustness: bool = True,
-    bucket_profiles: bool = True,
-) -> GexReport:
-    """Dealer gamma exposure report for an enriched snapshot (:func:`volsurf.pricing.enrich.enrich`).
-
-    Parameters
-    ----------
-    enriched : EnrichedSnapshot
-        ``frame`` with strike, type, expiry_date, open_interest, t (years), forward, discount, iv_bid/mid/ask
-        (decimal), vendor_gamma; ``meta`` with spot, trade_date, valuation_time, underlying.
-    assumption : str
-        Dealer positioning, a key of :data:`ASSUMPTIONS`.
-    expiries : str
-        ``all`` or a comma list of :data:`BUCKETS`; applies to every figure, the profile and the walls.
-    vol : callable, optional
-        Sticky-strike vol ``vol(strike, t) -> decimal vol`` (e.g. a fitted ``Surface.iv``). Default: each
-        option keeps its own mid IV (flat per option); options without a mid IV are then left out.
-    width, n_points : float, int
-        Profile grid: ``spot * (1 +/- width)`` with ``n_points`` points.
-    multiplier : float
-        Contract multiplier when the frame has no ``multiplier`` column (100 for SPX/SPY/NDX/XSP).
-    later_time : Timestamp or ``"eod"``, optional
-        Also compute the profile at this later valuation time (``"eod"``: the next session close).
-    robustness : bool
-        Recompute net GEX and the flip under every assumption x {mid, bid, ask} IV (x 0DTE timing when some
-        expiry is under one business day away).
-    """
-    ass = get_assumption(assumption)
-    selected = parse_expiry_selection(expiries)
-    frame = enriched.frame
-    meta = enriched.meta
-    spot = float(meta.spot)
-    if not (math.isfinite(spot) and spot > 0):
-        raise DataError(f"spot {spot} is not a positive number", hint="check the file's header line")
-    trade_date = meta.trade_date
-    valuation_time = pd.Timestamp(meta.valuation_time)
-
-    buckets_all = expiry_buckets(frame["expiry_date"], trade_date)
-    in_sel = np.isin(buckets_all, np.array(selected, dtype=object))
-    f = frame.loc[in_sel]
-    buckets = buckets_all[in_sel]
-    if len(f) == 0:
-        raise DataError(
-            f"no contracts in the selected expiries ({', '.join(selected)})",
-            hint="use --expiries all or another bucket",
-        )
-
-    strike = _column(f, "strike")
-    is_call = (f["type"].astype(str).str.lower() == "call").to_numpy()
-    oi = np.nan_to_num(_column(f, "open_interest"), nan=0.0)
-    oi = np.where(oi > 0, oi, 0.0)
-    mult = _column(f, "multiplier", multiplier)
-    mult = np.where(np.isfinite(mult) & (mult > 0), mult, multiplier)
-    t = _column(f, "t")
-    fwd = _column(f, "forward")
-    disc = np.nan_to_num(_column(f, "discount", 1.0), nan=1.0)
-    iv_own = _column(f, "iv_mid")
-    iv_mid, iv_source = fill_from_pair(f, iv_own)
-    sigma = np.asarray(vol(strike, t), dtype=float) if vol is not None else iv_mid
-    sign = ass.signs(is_call)
-
-    greeks = spot_greeks(spot, fwd, strike, t, sigma, is_call, disc)
-    usable = np.isfinite(sigma) & (sigma > 0) & np.isfinite(t) & (t > 0) & np.isfinite(fwd)
-    gex = gamma_exposure(greeks.gamma, oi, spot, mult, sign)
-    dex = delta_exposure(greeks.delta, oi, spot, mult, sign)
-    vanna_x = vanna_exposure(greeks.vanna, oi, spot, mult, sign)
-    charm_x = charm_exposure(greeks.charm, oi, spot, mult, sign)
-
-    totals = {
-        "net_gex": float(gex.sum()),
-        "call_gex": float(gex[is_call].sum()),
-        "put_gex": float(gex[~is_call].sum()),
-        "gross_gex": float(np.abs(gex).sum()),
-        "dex": float(dex.sum()),
-        "vanna_exposure": float(vanna_x.sum()),
-        "charm_exposure": float(charm_x.sum()),
-    }
-    oi_total = float(oi.sum())
-    oi_missing = float(oi[(oi > 0) & ~usable].sum())
-    coverage = {
-        "contracts": len(f),
-        "contracts_with_oi": int(np.count_nonzero(oi > 0)),
-        "open_interest": oi_total,
-        "open_interest_without_iv": oi_missing,
-        "open_interest_without_iv_fraction": oi_missing / oi_total if oi_total > 0 else 0.0,
-        "open_interest_iv_from_pair": float(oi[iv_source == "pair"].sum()) if vol is None else 0.0,
-    }
-
-    # Vendor comparison: same formula with the file's (rounded) gamma column.
-    vg = _column(f, "vendor_gamma")
-    has_vg = np.isfinite(vg)
-    vendor_gex = gamma_exposure(np.where(has_vg, vg, 0.0), oi, spot, mult, sign)
-    vnet = float(vendor_gex.sum())
-    rounded_zero = has_vg & (vg == 0) & (greeks.gamma > 0) & (oi > 0)
-    vendor = {
-        "available": bool(np.any(has_vg & (oi > 0))),
-        "net_gex_vendor": vnet if np.any(has_vg) else None,
-        "call_gex_vendor": float(vendor_gex[is_call].sum()) if np.any(has_vg) else None,
-        "put_gex_vendor": float(vendor_gex[~is_call].sum()) if np.any(has_vg) else None,
-        "difference": totals["net_gex"] - vnet if np.any(has_vg) else None,
-        "relative_difference": (totals["net_gex"] - vnet) / abs(vnet) if np.any(has_vg) and vnet != 0 else None,
-        "rows_vendor_gamma_zero_with_oi": int(np.count_nonzero(rounded_zero)),
-        "gex_of_those_rows": float(gex[rounded_zero].sum()),
-    }
-
-    table = by_strike(strike, is_call, gex)
-    walls = find_walls(table)
-    walls_by_bucket = {b: find_walls(by_strike(strike[buckets == b], is_call[buckets == b], gex[buckets == b]))
-                       for b in selected if np.any(buckets == b)}
-    bucket_rows = []
-    for b in selected:
-        m = buckets == b
-        bucket_rows.append({
-            "bucket": b,
-            "expiries": int(pd.unique(f["expiry_date"].to_numpy()[m]).size),
-            "contracts": int(np.count_nonzero(m)),
-            "open_interest": float(oi[m].sum()),
-            "call_gex": float(gex[m & is_call].sum()),
-            "put_gex": float(gex[m & ~is_call].sum()),
-            "net_gex": float(gex[m].sum()),
-            "dex": float(dex[m].sum()),
-        })
-    by_bucket = pd.DataFrame(bucket_rows)
-
-    # Profile: one pass for the chosen assumption, split by bucket in the same pass (columns of W).
-    grid = spot_grid(spot, width, n_points)
-    weights = sign * oi * mult
-    present = [b for b in selected if np.any(buckets == b)] if bucket_profiles else []
-    # One column per bucket: the net profile is their sum, so the split costs nothing extra.
-    cols = np.column_stack([np.where(buckets == b, weights, 0.0) for b in present]) if present else weights
-    model = ProfileModel.build(spot, fwd, strike, t, sigma, disc, cols)
-    prof = model.evaluate(grid)
-    if present:
-        profile_by_bucket = {b: prof[:, j] for j, b in enumerate(present)}
-        profile_net = prof.sum(axis=1)
-        ones = np.ones(len(present))
-    else:
-        profile_by_bucket, profile_net, ones = {}, prof, None
-    flip = find_gamma_flip(lambda s: model.value(s, ones), grid, profile_net, spot)
-
-    notes: list[str] = []
-    if vol is None:
-        notes.append(
-            "vol sticky-strike, flat per option: each option keeps its mid IV at every spot; an option without a "
-            "mid IV (no bid, quote below intrinsic) takes the mid IV of the other type at the same root, expiry "
-            "and strike (equal by put-call parity)"
-        )
-    if oi_missing > 0:
-        notes.append(
-            f"{coverage['open_interest_without_iv_fraction']:.1%} of open interest has no usable IV and is left out"
-        )
-
-    # Later valuation time (e.g. end of day): same grid, t shortened, expired options dropped.
-    profile_time = profile_later = flip_later = None
-    if later_time is not None:
-        profile_time = end_of_day(valuation_time) if str(later_time) == "eod" else pd.Timestamp(later_time)
-        dt_years = (profile_time - valuation_time).total_seconds() / 60.0 / 525_600.0
-        if dt_years < 0:
-            raise ParameterError("later valuation time is before the snapshot's valuation time")
-        t2 = t - dt_years
-        with np.errstate(divide="ignore", invalid="ignore"):
-            # Rate held fixed: D(t') = D(t)^(t'/t).
-            disc2 = np.where(t2 > 0, disc ** (np.clip(t2, 0, None) / np.where(t > 0, t, 1.0)), 1.0)
-        sigma2 = np.asarray(vol(strike, np.clip(t2, 1e-12, None)), dtype=float) if vol is not None else sigma
-        model2 = ProfileModel.build(spot, fwd, strike, np.where(t2 > 0, t2, np.nan), sigma2, disc2, weights)
-        profile_later = model2.evaluate(grid)
-        flip_later = find_gamma_flip(model2.value, grid, profile_later, spot)
-
-    scenarios: list[Scenario] = []
-    flip_range = None
-    regime = None
-    if robustness:
-        # A coarser grid is enough here: it only brackets the crossings, which brentq then refines exactly.
-        rgrid = spot_grid(spot, width, min(int(n_points), 101))
-        scenarios = _robustness(spot, rgrid, fwd, strike, t, disc, oi * mult, is_call, f, sigma, vol)
-        # Range and regime over the data/model variants (bid/mid/ask IV, 0DTE timing) of the chosen assumption:
-        # across assumptions the question is degenerate (an assumption and its opposite negate every figure, and
-        # dealer_short_all / dealer_long_all fix the sign), so those are reported per assumption instead.
-        mine = [s for s in scenarios if s.assumption == ass.name]
-        flips = [s.gamma_flip for s in mine if s.gamma_flip is not None]
-        flip_range = (min(flips), max(flips)) if flips else None
-        regime = len({float(np.sign(s.net_gex)) for s in mine}) == 1
-
-    return GexReport(
-        underlying=str(meta.underlying),
-        trade_date=trade_date,
-        valuation_time=valuation_time,
-        spot=spot,
-        assumption=ass,
-        vol_model="sticky-strike surface" if vol is not None else "sticky-strike flat per-option mid IV",
-        expiries=selected,
-        totals=totals,
-        vendor=vendor,
-        by_strike=table,
-        by_bucket=by_bucket,
-        walls=walls,
-        walls_by_bucket=walls_by_bucket,
-        profile_spots=grid,
-        profile_net=profile_net,
-        profile_by_bucket=profile_by_bucket,
-        flip=flip,
-        scenarios=tuple(scenarios),
-        gamma_flip_range=flip_range,
-        regime_robust=regime,
-        coverage=coverage,
-        profile_time=profile_time,
-        profile_later=profile_later,
-        flip_later=flip_later,
-        notes=tuple(notes),
-    )
-
-
-def _robustness(spot, grid, fwd, strike, t, disc, size, is_call, f, sigma_mid, vol) -> list[Scenario]:
-    """Net GEX, flip and walls per (assumption, vol, timing).
-
-    One profile pass per (vol, timing) with call and put columns, combined linearly per assumption (the
-    profile is linear in the dealer signs).
-    """
-    vols: dict[str, np.ndarray] = {"mid": sigma_mid}
-    if vol is None:
-        # Missing bid/ask IV (zero bid, unsolvable ask) falls back to mid so the scenario moves only what is known.
-        for side in ("bid", "ask"):
-            iv = _column(f, f"iv_{side}")
-            vols[side] = np.where(np.isfinite(iv) & (iv > 0), iv, sigma_mid)
-    else:
-        # With a surface, bid/ask scenarios shift the surface vol by each option's own (bid or ask - mid) IV.
-        iv_mid = _column(f, "iv_mid")
-        for side in ("bid", "ask"):
-            iv = _column(f, f"iv_{side}")
-            shift = np.where(np.isfinite(iv) & np.isfinite(iv_mid), iv - iv_mid, 0.0)
-            vols[side] = np.clip(sigma_mid + shift, 1e-4, None)
-    timings: dict[str, np.ndarray] = {"exact": t}
-    # The floor only matters when some position expires within one business day.
-    if np.any((t > 0) & (t < ONE_BUSINESS_DAY) & (size > 0)):
-        timings["one_business_day_floor"] = np.where(t > 0, floor_time(t), t)
-    cp = np.column_stack([np.where(is_call, size, 0.0), np.where(is_call, 0.0, size)])
-    out: list[Scenario] = []
-    for vname, sig in vols.items():
-        for tname, tt in timings.items():
-            model = ProfileModel.build(spot, fwd, strike, tt, sig, disc, cp)
-            prof = model.evaluate(grid)
-            g_spot = spot_greeks(spot, fwd, strike, tt, sig, is_call, disc).gamma
-            unsigned = gamma_exposure(g_spot, size, spot, 1.0, 1.0)
-            for a in ASSUMPTIONS.values():
-                combo = np.array([a.call_sign, a.put_sign])
-                values = prof @ combo
-                gex = unsigned * a.signs(is_call)
-                fr = find_gamma_flip(lambda s, m=model, c=combo: m.value(s, c), grid, values, spot)
-                out.append(
-                    Scenario(a.name, vname, tname, float(gex.sum()), fr.flip, fr.crossings,
-                             find_walls(by_strike(strike, is_call, gex)))
-                )
-    return out

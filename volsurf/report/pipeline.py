@@ -230,7 +230,7 @@ def analyze(
     """
     import time
 
-    from volsurf.analytics import gex as gexmod
+    from volsurf.analytics import gex_report as gexmod
     from volsurf.analytics.measure import snapshot_metrics
     from volsurf.io.formats import load
     from volsurf.pricing.enrich import enrich

@@ -528,11 +528,11 @@ def _essvi_candidates(theta: float, psi_prev: float, rp_prev: float, n_rho: int,
 
 
 def calibrate_essvi(
-    t: Sequence[float],
+    t: Sequence[float] | np.ndarray,
     ks: Sequence[np.ndarray],
     ws: Sequence[np.ndarray],
     weights: Sequence[np.ndarray] | None = None,
-    theta: Sequence[float] | None = None,
+    theta: Sequence[float] | np.ndarray | None = None,
 ) -> ESSVIFit:
     """Sequential eSSVI calibration (shortest expiry first), free of calendar and butterfly arbitrage.
 

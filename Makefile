@@ -27,7 +27,7 @@ test: $(STAMP)
 	cd $(ROOT) && $(PY) -m pytest
 
 lint: $(STAMP)
-	cd $(ROOT) && $(VENV)/bin/ruff check .
+	cd $(ROOT) && $(VENV)/bin/ruff check . && $(VENV)/bin/mypy && $(VENV)/bin/lint-imports
 
 bench: $(STAMP)
 	cd $(ROOT) && status=0; for b in benchmarks/bench_*.py; do $(PY) $$b || status=1; done; exit $$status

@@ -270,7 +270,7 @@ def otm_put_demand(
     qe_reason = None
     qe_date = None
     if len(qe_rows):
-        quarter_end = {k: (v.item() if hasattr(v, "item") else v) for k, v in qe_rows.iloc[0].to_dict().items()}
+        quarter_end = {str(k): (v.item() if hasattr(v, "item") else v) for k, v in qe_rows.iloc[0].to_dict().items()}
         qe_date = quarter_end["expiry_date"]
     else:
         qe_reason = "no quarter-end expiry (last session of a quarter) listed in the file"
@@ -387,6 +387,6 @@ def _top_put_oi_increases(cur: pd.DataFrame, prev: pd.DataFrame, top: int) -> tu
     g = m.groupby(["expiry_date", "strike"], sort=False)["oi_change"].sum().reset_index()
     g = g[g["oi_change"] > 0].nlargest(top, "oi_change")
     return tuple(
-        {"expiry_date": str(r.expiry_date), "strike": float(r.strike), "oi_change": float(r.oi_change)}
-        for r in g.itertuples()
+        {"expiry_date": str(e), "strike": float(k), "oi_change": float(c)}
+        for e, k, c in zip(g["expiry_date"], g["strike"].to_numpy(float), g["oi_change"].to_numpy(float), strict=True)
     )

@@ -41,6 +41,7 @@ import numpy as np
 from scipy.interpolate import PchipInterpolator
 from scipy.special import ndtri
 
+from volsurf._typing import ArrayLike
 from volsurf.errors import DataError, ParameterError
 
 DAYS_PER_YEAR = 365.0
@@ -264,7 +265,7 @@ METRIC_FIELDS: tuple[str, ...] = (
 def unavailable_metrics(t: float, reason: str, forward: float = math.nan) -> SmileMetrics:
     """A :class:`SmileMetrics` of NaNs carrying ``reason``."""
     nan = math.nan
-    return SmileMetrics(t, t * DAYS_PER_YEAR, forward, *([nan] * 15), reason=reason)
+    return SmileMetrics(t, t * DAYS_PER_YEAR, forward, *([nan] * 15), reason=reason)  # type: ignore[misc, arg-type]
 
 
 def smile_metrics(smile: Smile) -> SmileMetrics:
@@ -284,9 +285,9 @@ def smile_metrics(smile: Smile) -> SmileMetrics:
     ok = np.isfinite(pts)
     vals[ok] = smile.iv_k(pts[ok])
     iv25c, iv25p, iv10p, iv_m, iv_p, iv90, iv110 = (float(v) for v in vals)
-    k_d = [float(x) for x in k_d]
+    k_list = [float(x) for x in k_d]
     reasons = []
-    if not all(math.isfinite(x) for x in k_d):
+    if not all(math.isfinite(x) for x in k_list):
         reasons.append("a delta strike lies outside the smile's range")
     if not (math.isfinite(iv90) and math.isfinite(iv110)):
         reasons.append("the 90% or 110% strike lies outside the smile's range")
@@ -301,9 +302,9 @@ def smile_metrics(smile: Smile) -> SmileMetrics:
         iv_25c=iv25c,
         iv_25p=iv25p,
         iv_10p=iv10p,
-        k_25c=k_d[0],
-        k_25p=k_d[1],
-        k_10p=k_d[2],
+        k_25c=k_list[0],
+        k_25p=k_list[1],
+        k_10p=k_list[2],
         rr25=iv25c - iv25p,
         bf25=0.5 * (iv25c + iv25p) - atm,
         put_skew_10d=iv10p - atm,
@@ -386,7 +387,8 @@ class NodeSmileSurface:
         ``none`` or ``flat``.
     """
 
-    def __init__(self, t, forward, k_nodes, iv_nodes, extrapolate: str = "none") -> None:
+    def __init__(self, t: ArrayLike, forward: ArrayLike, k_nodes: Sequence[ArrayLike], iv_nodes: Sequence[ArrayLike],
+                 extrapolate: str = "none") -> None:
         if extrapolate not in ("none", "flat"):
             raise ParameterError(f"unknown extrapolation {extrapolate!r}", hint="none or flat")
         self.extrapolate = extrapolate
@@ -445,7 +447,7 @@ class NodeSmileSurface:
     def _slice_iv(self, i: int, strike: np.ndarray) -> np.ndarray:
         return self._slice(i)[0](np.log(strike / self.forwards[i]))
 
-    def iv(self, strike, t: float) -> np.ndarray:
+    def iv(self, strike: ArrayLike, t: float) -> np.ndarray:
         """Decimal vol at ``strike`` for time ``t`` (exact slice at an expiry, total-variance interpolation
         between expiries, the nearest slice's vol at fixed ``k`` outside; NaN beyond the quoted strikes unless
         ``extrapolate="flat"``)."""

@@ -38,7 +38,7 @@ def emit(
     fmt: str,
     *,
     json_obj: Any,
-    records: Sequence[Mapping[str, Any]] | None = None,
+    records: Sequence[Mapping[Any, Any]] | None = None,
     columns: Sequence[str] | None = None,
     header: Mapping[str, Any] | None = None,
     output: str | None = None,
@@ -100,5 +100,6 @@ def resolve_returns(
             raise ParameterError("give returns or price files, not both")
         from volsurf.flows.rebalance import returns_since_rebalance
 
+        assert bond_prices is not None  # checked above: both or neither
         return returns_since_rebalance(equity_prices, bond_prices, trade_date, since)
     return equity_ytd, bond_ytd

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import click
 
@@ -132,26 +134,26 @@ def _returns_from_files(
 @format_option()
 @output_option()
 def rebalance_cmd(
-    equity_return,
-    bond_return,
-    returns_opt,
-    weights,
-    aum,
-    band,
-    adv,
-    schedule_days,
-    period,
-    as_of,
-    equity_prices,
-    bond_prices,
-    bond_yields,
-    yield_column,
-    bond_duration,
-    start,
-    end,
-    history,
-    fmt,
-    output,
+    equity_return: str | None,
+    bond_return: str | None,
+    returns_opt: tuple[str, ...],
+    weights: str | None,
+    aum: float | None,
+    band: float | None,
+    adv: str | None,
+    schedule_days: int | None,
+    period: str,
+    as_of: dt.datetime | None,
+    equity_prices: str | None,
+    bond_prices: str | None,
+    bond_yields: str | None,
+    yield_column: str,
+    bond_duration: float | None,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    history: str | None,
+    fmt: str,
+    output: str | None,
 ) -> None:
     """Estimate the rebalancing flow of a fixed-weight (60/40) book after a period's returns.
 
@@ -248,8 +250,8 @@ def rebalance_cmd(
         )
         write_text(text, output)
         return
-    records = schedule.records() if (schedule is not None and fmt == "csv") else result.records()
-    emit(fmt, json_obj=obj, records=records, header=header, output=output)
+    rows: Sequence[Mapping[Any, Any]] = schedule.records() if (schedule is not None and fmt == "csv") else result.records()
+    emit(fmt, json_obj=obj, records=rows, header=header, output=output)
 
 
 @click.command("volume-spikes")
@@ -271,7 +273,8 @@ def rebalance_cmd(
 )
 @format_option()
 @output_option()
-def volume_spikes_cmd(file, window, threshold, last_n, list_spikes, fmt, output) -> None:
+def volume_spikes_cmd(file: str, window: int, threshold: float, last_n: int, list_spikes: bool, fmt: str,
+                      output: str | None) -> None:
     """Flag volume spikes in a daily volume CSV and test whether they cluster at month/quarter ends.
 
     A day is a spike when its volume is at least THRESHOLD times the median of the WINDOW sessions before

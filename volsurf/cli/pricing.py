@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from volsurf.cli.common import emit, format_option, output_option
@@ -17,7 +19,7 @@ FORWARD_COLUMNS = [
 ]
 
 
-def _records(frame, columns):
+def _records(frame: Any, columns: list[str]) -> list[dict[str, Any]]:
     f = frame[columns].copy()
     if "expiry" in f:
         f["expiry"] = f["expiry"].map(lambda x: x.isoformat())

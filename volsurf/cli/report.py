@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from volsurf.cli.common import format_option, rebalance_options, resolve_returns
 
 
-def _readable(h: dict) -> dict:
+def _readable(h: dict[str, Any]) -> dict[str, Any]:
     """Headline numbers in trader units for the terminal (the JSON keeps raw decimals and dollars)."""
 
-    def f(v, fmt):
+    def f(v: Any, fmt: str) -> str:
         return "n/a" if v is None else fmt.format(v)
 
     return {

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -17,8 +18,10 @@ from volsurf.cli.common import (
     resolve_returns,
 )
 
+FC = TypeVar("FC", bound=Callable[..., Any])
 
-def _surface_option(default: str) -> click.Option:
+
+def _surface_option(default: str) -> Callable[[FC], FC]:
     return click.option(
         "--surface",
         "surface_method",
@@ -182,7 +185,7 @@ def _track_plots(res: Any, plot_dir: str) -> list[str]:
             if col in s.columns and s[col].notna().any():
                 plot_metric_over_time(dates, s[col], label=f"{label} {d}d", unit=unit, scale=scale, quarter_ends=marks,
                                       ax=ax, title=f"{under} {label}")
-                marks = ()
+                marks = []
     plot_metric_over_time(dates, s["otm_put_oi_share"], label="OTM put share of OI", unit="%", scale=100.0,
                           quarter_ends=qe, ax=axes[3], title=f"{under} OTM put demand")
     plot_metric_over_time(dates, s["otm_put_volume_share"], label="OTM put share of volume", unit="%", scale=100.0,

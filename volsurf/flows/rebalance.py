@@ -390,7 +390,7 @@ def load_bond_yields(path: str | Path, column: str = "AAA") -> pd.Series:
     s = read_dated_series(path, (column,), what=f"{column} yield")
     if s.name is None or str(s.name).lower() != column.lower():
         raise FormatError(str(path), f"no column {column!r}", column=column)
-    return s.set_axis(s.index.to_period("M").to_timestamp())
+    return s.set_axis(pd.DatetimeIndex(s.index).to_period("M").to_timestamp())
 
 
 def bond_proxy_monthly_returns(yields_pct: pd.Series, duration: float = DEFAULT_BOND_DURATION) -> pd.Series:
@@ -412,7 +412,7 @@ def bond_proxy_return(
     """Compounded proxy return over the months after ``start``'s month up to and including ``end``'s month."""
     m = bond_proxy_monthly_returns(yields_pct, duration)
     p0, p1 = pd.Timestamp(start).to_period("M"), pd.Timestamp(end).to_period("M")
-    months = m.index.to_period("M")
+    months = pd.DatetimeIndex(m.index).to_period("M")
     sel = (months > p0) & (months <= p1)
     need = (p1 - p0).n
     if need <= 0:
@@ -447,7 +447,7 @@ def historical_rebalance_flows(
         raise ParameterError("historical flows need exactly the assets 'equity' and 'bond'")
     freq = {"month": "M", "quarter": "Q", "year": "Y"}[period]
     px = equity_prices.sort_index()
-    labels = px.index.to_period(freq)
+    labels = pd.DatetimeIndex(px.index).to_period(freq)
     last = px.groupby(labels).tail(1)  # last close of each period (vectorized)
     ends = last.index
     prev = np.concatenate([[px.iloc[0]], last.to_numpy()[:-1]])
@@ -455,10 +455,10 @@ def historical_rebalance_flows(
     eq = last.to_numpy() / prev - 1.0
 
     bm = bond_proxy_monthly_returns(yields_pct, duration)
-    bm_lab = bm.index.to_period(freq)
+    bm_lab = pd.DatetimeIndex(bm.index).to_period(freq)
     growth = (1.0 + bm).groupby(bm_lab).prod()
     count = bm.groupby(bm_lab).size()
-    per_labels = last.index.to_period(freq)
+    per_labels = pd.DatetimeIndex(last.index).to_period(freq)
     months_in = {"month": 1, "quarter": 3, "year": 12}[period]
     full = count.reindex(per_labels).to_numpy() == months_in
     bond = growth.reindex(per_labels).to_numpy() - 1.0

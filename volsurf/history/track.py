@@ -50,7 +50,7 @@ class TrackResult:
     baseline: dict[str, Any]
 
     def records(self) -> list[dict[str, Any]]:
-        return self.series.to_dict(orient="records")
+        return [{str(k): v for k, v in r.items()} for r in self.series.to_dict(orient="records")]
 
 
 def _progress(iterable: Iterable, total: int, enabled: bool | None, desc: str) -> Iterable:

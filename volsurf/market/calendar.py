@@ -11,16 +11,19 @@ import datetime as dt
 from dataclasses import dataclass, fields
 from functools import lru_cache
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
+from volsurf._typing import DatesLike
 from volsurf.errors import ParameterError
 
 NY = "America/New_York"
 
 
 @lru_cache(maxsize=1)
-def nyse():
+def nyse() -> Any:
     """The XNYS exchange calendar (loaded once; importing exchange_calendars is slow).
 
     Starts in 1990 so that historical daily series (e.g. the S&P 500 from 1999) can be placed in it.
@@ -121,7 +124,7 @@ def _to_day(day: DateLike) -> np.datetime64:
     return d
 
 
-def _to_days(days) -> np.ndarray:
+def _to_days(days: DatesLike) -> np.ndarray:
     """Dates (any array-like of date-likes) as ``datetime64[D]``, checked against the calendar's range."""
     arr = pd.DatetimeIndex(pd.to_datetime(np.asarray(days).ravel())).to_numpy().astype("datetime64[D]")
     s = _sessions()
@@ -164,13 +167,13 @@ def _period_first_calendar_day(days: np.ndarray, period: str) -> np.ndarray:
     return (last.astype("datetime64[M]") - (span - 1)).astype("datetime64[D]")
 
 
-def period_end_sessions(days, period: str) -> np.ndarray:
+def period_end_sessions(days: DatesLike, period: str) -> np.ndarray:
     """Last trading day of the month / quarter / year containing each of ``days`` (``datetime64[D]`` array)."""
     d = _to_days(days)
     return _session_on_or_before(_period_last_calendar_day(d, period))
 
 
-def trading_days_to_period_end(days, period: str) -> np.ndarray:
+def trading_days_to_period_end(days: DatesLike, period: str) -> np.ndarray:
     """Sessions strictly after each day up to and including its period's last session (0 on the last day).
 
     Vectorized over ``days``; a non-session day counts the sessions after it.
@@ -181,7 +184,7 @@ def trading_days_to_period_end(days, period: str) -> np.ndarray:
     return np.searchsorted(s, end, side="right") - np.searchsorted(s, d, side="right")
 
 
-def trading_days_from_period_start(days, period: str) -> np.ndarray:
+def trading_days_from_period_start(days: DatesLike, period: str) -> np.ndarray:
     """1-based index of each session inside its period (1 on the first trading day of the month/quarter/year)."""
     d = _to_days(days)
     s = _sessions()

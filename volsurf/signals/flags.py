@@ -324,7 +324,7 @@ def _score_metric(
     change = x - x0 if change_override is None else change_override
     if not math.isfinite(change):
         return f"{metric} unavailable on the previous snapshot"
-    ev = {"value": x, "previous": x0, "change": change, "threshold_change": sign * change_threshold}
+    ev: dict[str, Any] = {"value": x, "previous": x0, "change": change, "threshold_change": sign * change_threshold}
     if change_override is not None:
         ev["change_basis"] = "expiries listed in both snapshots"
     return _Score(metric, "previous", sign * change, change_threshold, ev)
@@ -461,21 +461,13 @@ def rebalancing_flow_flag(
         f"a 60/40 book rebalanced at the start of the year has drifted by at least {th.rebalance_drift * 100:g}% "
         "of its value in equities; restoring the weights trades the difference (calendar rebalancers at quarter-end)"
     )
-    try:
-        from volsurf.flows.rebalance import DEFAULT_AUM, rebalance_flow
-    except ImportError:  # pragma: no cover - the module ships with volsurf; kept for partial installs
-        DEFAULT_AUM, rebalance_flow = 10e12, None
+    from volsurf.flows.rebalance import DEFAULT_AUM, rebalance_flow
+
     book = float(aum or DEFAULT_AUM)
-    if rebalance_flow is not None:
-        res = rebalance_flow({"equity": float(equity_ytd), "bond": float(bond_ytd)}, aum=book)
-        drifted = float(res.drifted_weights["equity"])
-        eq_usd = float(res.trades["equity"])
-        eq_pct = eq_usd / float(res.aum)
-    else:
-        grown_e, grown_b = 0.6 * (1 + float(equity_ytd)), 0.4 * (1 + float(bond_ytd))
-        drifted = grown_e / (grown_e + grown_b)
-        eq_pct = 0.6 - drifted
-        eq_usd = eq_pct * book
+    res = rebalance_flow({"equity": float(equity_ytd), "bond": float(bond_ytd)}, aum=book)
+    drifted = float(res.drifted_weights["equity"])
+    eq_usd = float(res.trades["equity"])
+    eq_pct = eq_usd / float(res.aum)
     strength = abs(eq_pct) / th.rebalance_drift
     ev = {
         "equity_ytd": float(equity_ytd),
@@ -528,7 +520,7 @@ def evaluate_flags(
     th = thresholds or FlagThresholds()
     th.validate()
     if (equity_ytd is None) != (bond_ytd is None):
-        raise ParameterError("give both equity and bond YTD returns or neither", hint="--equity-ytd 0.12 --bond-ytd 0.02")
+        raise ParameterError("give both equity and bond YTD returns or neither", hint="pass equity_ytd and bond_ytd together, e.g. 0.12 and 0.02")
     td = current.get("trade_date")
     if td is None:
         raise ParameterError("metric record has no trade_date")

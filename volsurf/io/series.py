@@ -149,6 +149,9 @@ def _pick_column(
     numeric = _numeric_columns(frame, date_col)
     if len(numeric) == 1:
         return numeric[0]
+    others = [c for c in frame.columns if c != date_col]
+    if not numeric and len(others) == 1:
+        return others[0]  # the only candidate: its bad cell is reported with its line
     wanted = f"a column named {' or '.join(repr(p) for p in prefer)} or " if prefer else ""
     raise FormatError(
         path,

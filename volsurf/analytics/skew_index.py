@@ -51,6 +51,10 @@ WING_DROP = 3
 SENSITIVITY_DROPS = (1, 2, 3, 5, 10)
 #: Legacy (pre-2014 VIX) roll rule used by ``terms="monthly"``: the near term needs more than 7 days.
 MONTHLY_MIN_DAYS = 7
+#: ``terms="monthly"`` needs consecutive contract months: the near term within this many days ...
+MONTHLY_MAX_NEAR_DAYS = 45
+#: ... and the next term less than this many days after it (a 5-week cycle is 35 days, 36 across Good Friday).
+MONTHLY_MAX_GAP_DAYS = 37
 #: Thin put wing: fewer strip puts than this ...
 MIN_WING_PUTS = 10
 #: ... or a strip that ends less than this many term standard deviations (``sqrt(sigma^2 T)``) below ``F``.
@@ -643,8 +647,10 @@ def skew_index_from_chain(
         ``"vix"`` (default): the variance index's two terms (Friday expiries with 23-37 days, bracketing 30
         days; unavailable with a reason otherwise, never extrapolated). ``"monthly"``: the standard
         third-Friday expiries with the legacy roll (near = the first with more than
-        :data:`MONTHLY_MIN_DAYS` days, next = the following one), extrapolated when both lie beyond 30 days;
-        this is the selection that reproduces Cboe's published SKEW closes (``docs/skew_index.md``).
+        :data:`MONTHLY_MIN_DAYS` days, next = the following one, which must be consecutive contract months:
+        near within :data:`MONTHLY_MAX_NEAR_DAYS` days, next less than :data:`MONTHLY_MAX_GAP_DAYS` days
+        later), extrapolated when both lie beyond 30 days; this is the selection that reproduces Cboe's
+        published SKEW closes (``docs/skew_index.md``).
     wing_drop : int
         Far puts removed per term for the headline ``sensitivity``.
     epsilon2 : {"derived", "whitepaper"}
@@ -679,6 +685,16 @@ def skew_index_from_chain(
             return _unavailable(
                 f"fewer than two standard monthly expiries of roots {'/'.join(roots)} with more than "
                 f"{MONTHLY_MIN_DAYS} days ({len(monthly)} found)",
+                terms=terms,
+                valuation_time=val,
+                candidates=candidates,
+            )
+        n1, n2 = (int(m) for m in monthly["minutes"].iloc[:2])
+        if n1 > MONTHLY_MAX_NEAR_DAYS * MINUTES_PER_DAY or n2 - n1 >= MONTHLY_MAX_GAP_DAYS * MINUTES_PER_DAY:
+            return _unavailable(
+                f"the first two standard monthly expiries ({n1 / MINUTES_PER_DAY:.2f} and {n2 / MINUTES_PER_DAY:.2f} "
+                f"days) are not consecutive contract months near 30 days (near at most {MONTHLY_MAX_NEAR_DAYS} days, "
+                f"gap under {MONTHLY_MAX_GAP_DAYS} days); the chain lacks the months in between",
                 terms=terms,
                 valuation_time=val,
                 candidates=candidates,

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from volsurf.cli.common import emit, format_option, output_option, plot_dir_option
 from volsurf.errors import ParameterError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from volsurf.history.study import SeriesInput
 
 #: Value column used when a file has one (Cboe's OHLC histories), else the only numeric column.
 DEFAULT_COLUMN = "CLOSE"
@@ -35,14 +41,14 @@ def _split_spec(spec: str) -> tuple[str, str | None, str]:
     return head, column, transform
 
 
-def _load(path: str, column: str | None, default_column: str | None):
+def _load(path: str, column: str | None, default_column: str | None) -> pd.Series:
     from volsurf.io.series import read_dated_series
 
     prefer = (default_column,) if default_column else (DEFAULT_COLUMN,)
     return read_dated_series(path, prefer=prefer, what="value", column=column, missing="drop")
 
 
-def _inputs(files: tuple[str, ...], ratios: tuple[str, ...], column: str | None):
+def _inputs(files: tuple[str, ...], ratios: tuple[str, ...], column: str | None) -> list[SeriesInput]:
     from volsurf.history.study import SeriesInput, ratio_series
 
     out = []
@@ -101,7 +107,19 @@ def study_cmd() -> None:
 @plot_dir_option()
 @format_option()
 @output_option()
-def quarter_end_cmd(files, column, ratios, lookback, horizon, resamples, seed, show_paths, plot_dir, fmt, output):
+def quarter_end_cmd(
+    files: tuple[str, ...],
+    column: str | None,
+    ratios: tuple[str, ...],
+    lookback: int,
+    horizon: int,
+    resamples: int | None,
+    seed: int,
+    show_paths: bool,
+    plot_dir: str | None,
+    fmt: str,
+    output: str | None,
+) -> None:
     """Do daily series move differently into quarter-ends than into other month-ends?
 
     Each FILE is a daily CSV (a date column and value columns: Cboe MM/DD/YYYY histories, FRED files with '.'

@@ -444,7 +444,7 @@ def quarter_end_study(
         bad = int((s <= 0).sum())
         if bad:
             raise DataError(f"{label}: {bad} values <= 0, cannot take logs", "study the level instead")
-        s = np.log(s)
+        s = pd.Series(np.log(s.to_numpy()), index=s.index, name=s.name)
     v = session_values(s)
     if v.notna().sum() < 2 * n:
         raise DataError(

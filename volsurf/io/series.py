@@ -212,7 +212,7 @@ def _values(
     return values.to_numpy(dtype=float), keep
 
 
-def _check_dup(index: pd.DatetimeIndex, spath: str, date_col: str) -> None:
+def _check_dup(index: pd.Index, spath: str, date_col: str) -> None:
     dup = index.duplicated()
     if dup.any():
         i = int(np.flatnonzero(dup)[0])

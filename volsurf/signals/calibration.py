@@ -165,8 +165,7 @@ def _changes(history: pd.Series | Sequence[float] | np.ndarray, n: int) -> tuple
     if isinstance(history, pd.Series) and isinstance(history.index, pd.DatetimeIndex):
         values = history.sort_index()
         return session_changes(values, n), int(np.isfinite(values.to_numpy(dtype=float)).sum())
-    x = np.asarray(history, dtype=float).ravel()
-    x = pd.Series(x)
+    x = pd.Series(np.asarray(history, dtype=float).ravel())
     return x - x.shift(n), int(np.isfinite(x.to_numpy()).sum())
 
 

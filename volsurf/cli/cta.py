@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from pathlib import Path
 from typing import Any
@@ -113,21 +114,21 @@ def _cta_plots(res: Any, prices: Any, history: Any, plot_dir: str, name: str) ->
 @output_option()
 @plot_dir_option()
 def cta_cmd(
-    prices,
-    date_,
-    lookbacks,
-    rule,
-    aum,
-    equity_allocation,
-    target_vol,
-    leverage_cap,
-    vol_window,
-    adv,
-    column,
-    history_,
-    fmt,
-    output,
-    plot_dir,
+    prices: str,
+    date_: dt.datetime | None,
+    lookbacks: str,
+    rule: str,
+    aum: float | None,
+    equity_allocation: float | None,
+    target_vol: float | None,
+    leverage_cap: float | None,
+    vol_window: int | None,
+    adv: float | None,
+    column: str | None,
+    history_: bool,
+    fmt: str,
+    output: str | None,
+    plot_dir: str | None,
 ) -> None:
     """Model trend-follower (CTA) positioning in an equity index from its daily closes.
 
@@ -267,7 +268,17 @@ def cta_cmd(
 @output_option()
 @plot_dir_option()
 def divergence_cmd(
-    broad, narrow, window, baseline, threshold, broad_column, narrow_column, list_flags, fmt, output, plot_dir
+    broad: str,
+    narrow: str,
+    window: int | None,
+    baseline: int | None,
+    threshold: float | None,
+    broad_column: str | None,
+    narrow_column: str | None,
+    list_flags: bool,
+    fmt: str,
+    output: str | None,
+    plot_dir: str | None,
 ) -> None:
     """Broad index (SPX/SPY/ES) vs narrow index (NDX/QQQ) rolling return spread and its quarter-end flag.
 

@@ -231,6 +231,11 @@ class CtaParams:
 # ---------------------------------------------------------------------------------------------------------
 
 
+def _sign(x: pd.Series) -> pd.Series:
+    """Elementwise sign (NaN stays NaN) as a Series on the same index."""
+    return pd.Series(np.sign(x.to_numpy(dtype=float)), index=x.index)
+
+
 def trend_model(
     prices: pd.Series, params: CtaParams | None = None, freeze_vol_after: pd.Timestamp | None = None
 ) -> pd.DataFrame:
@@ -258,21 +263,21 @@ def trend_model(
     """
     p = params or CtaParams()
     px = prices.astype(float)
-    logp = np.log(px)
+    logp = pd.Series(np.log(px.to_numpy()), index=px.index)
     sigma_d = logp.diff().rolling(int(p.vol_window), min_periods=int(p.vol_window)).std(ddof=1)
     if freeze_vol_after is not None:
         sigma_d = sigma_d.mask(sigma_d.index > freeze_vol_after).ffill()
     vol = sigma_d * math.sqrt(_YEAR)
     out = {"price": px, "realized_vol": vol}
-    positions = []
+    positions: list[pd.Series] = []
     for L in p.lookbacks:  # a handful of lookbacks; each column is vectorized over all dates
         if p.rule == "sign":
-            sig = np.sign(logp - logp.shift(L))
+            sig = _sign(logp - logp.shift(L))
         elif p.rule == "zscore":
             z = (logp - logp.shift(L)) / (sigma_d * math.sqrt(L))
             sig = (z / p.z_cap).clip(-1.0, 1.0)
         else:
-            sig = np.sign(px - px.rolling(L, min_periods=L).mean())
+            sig = _sign(px - px.rolling(L, min_periods=L).mean())
         pos = (sig * p.target_vol / vol).clip(-p.leverage_cap, p.leverage_cap)
         out[f"signal_{L}"] = sig
         out[f"position_{L}"] = pos
@@ -327,14 +332,15 @@ def pnl_by_year(history: pd.DataFrame) -> pd.DataFrame:
     next session), so it can be partial (``sessions`` tells).
     """
     h = history.iloc[1:]  # the first row has no position held into it
-    g = h.groupby(h.index.year)
+    year = pd.DatetimeIndex(h.index).year
+    g = h.groupby(year)
     out = pd.DataFrame(
         {
             "sessions": g.size(),
             "cta_return": g["cta_return"].apply(lambda r: float(np.prod(1.0 + r.to_numpy()) - 1.0)),
             "pnl_usd": g["pnl_usd"].sum(),
             "price_return": g["price_return"].apply(lambda r: float(np.prod(1.0 + r.to_numpy()) - 1.0)),
-            "mean_position": history["position"].shift(1).iloc[1:].groupby(h.index.year).mean(),
+            "mean_position": history["position"].shift(1).iloc[1:].groupby(year).mean(),
         }
     )
     out.index.name = "year"
@@ -582,18 +588,18 @@ def cta_positioning(
     sigma_d = float(today["realized_vol"]) / math.sqrt(_YEAR)
     steps = np.arange(1, HORIZON + 1) / HORIZON
     idx = pd.DatetimeIndex(pd.to_datetime(dates))
-    scenarios = []
+    scenarios: list[Scenario] = []
     for name, m in SCENARIO_MOVES.items():  # five what-if paths, each a vectorized rerun of the model
         total_log = m * sigma_d * math.sqrt(HORIZON)
-        path = pd.Series(price * np.exp(total_log * steps), index=idx)
-        run = trend_model(pd.concat([tail, path]), p, freeze_vol_after=day).iloc[-HORIZON:]
+        path_px = pd.Series(price * np.exp(total_log * steps), index=idx)
+        run = trend_model(pd.concat([tail, path_px]), p, freeze_vol_after=day).iloc[-HORIZON:]
         end = run.iloc[-1]
         flow = float(end["notional_usd"] - today["notional_usd"])
         scenarios.append(
             Scenario(
                 name=name,
                 move_vol=m,
-                price=float(path.iloc[-1]),
+                price=float(path_px.iloc[-1]),
                 return_pct=100.0 * math.expm1(total_log),
                 position=float(end["position"]),
                 notional_usd=float(end["notional_usd"]),

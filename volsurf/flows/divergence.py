@@ -74,7 +74,7 @@ class DivergenceResult:
         if s.empty:
             return {}
         row = s.iloc[-1].to_dict()
-        return {k: (v.date().isoformat() if isinstance(v, pd.Timestamp) else v) for k, v in row.items()}
+        return {str(k): (v.date().isoformat() if isinstance(v, pd.Timestamp) else v) for k, v in row.items()}
 
     def flag_days(self) -> pd.DataFrame:
         """The flagged rows (extreme inside the quarter-end window)."""

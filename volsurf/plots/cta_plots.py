@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 
 def _axes(ax: Any, size: tuple[float, float] = (8.0, 5.0)) -> Any:
@@ -22,8 +23,8 @@ def _axes(ax: Any, size: tuple[float, float] = (8.0, 5.0)) -> Any:
 
 def plot_cta_scenarios(
     names: Sequence[str],
-    flows_usd: Sequence[float],
-    positions: Sequence[float] | None = None,
+    flows_usd: npt.ArrayLike,
+    positions: npt.ArrayLike | None = None,
     *,
     date: str = "",
     underlying: str = "",
@@ -39,7 +40,7 @@ def plot_cta_scenarios(
     colors = ["tab:red" if v < 0 else "tab:green" for v in bn]
     bars = ax.bar(x, bn, color=colors, alpha=0.8)
     if positions is not None:
-        for bar, pos in zip(bars, positions, strict=True):
+        for bar, pos in zip(bars, np.asarray(positions, dtype=float), strict=True):
             h = bar.get_height()
             ax.annotate(
                 f"pos {pos:+.2f}",
@@ -59,8 +60,8 @@ def plot_cta_scenarios(
 
 def plot_cta_triggers(
     dates: Sequence[Any],
-    prices: Sequence[float],
-    triggers: Mapping[str, tuple[Sequence[Any], Sequence[float]]],
+    prices: npt.ArrayLike,
+    triggers: Mapping[str, tuple[Sequence[Any], npt.ArrayLike]],
     *,
     date: str = "",
     underlying: str = "",
@@ -87,7 +88,7 @@ def plot_cta_triggers(
 
 def plot_cta_position_history(
     dates: Sequence[Any],
-    positions: Sequence[float],
+    positions: npt.ArrayLike,
     *,
     underlying: str = "",
     ax: Any = None,
@@ -109,10 +110,10 @@ def plot_cta_position_history(
 
 def plot_divergence(
     dates: Sequence[Any],
-    spread: Sequence[float],
+    spread: npt.ArrayLike,
     quarter_ends: Sequence[Any],
     *,
-    flagged: Sequence[bool] | None = None,
+    flagged: npt.ArrayLike | None = None,
     window: int = 20,
     broad: str = "broad",
     narrow: str = "narrow",

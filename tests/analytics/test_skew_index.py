@@ -12,13 +12,14 @@ References are independent of the code under test:
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import load_cached, require_shared
+from conftest import load_cached, require_shared, run_cli
 
 from volsurf.analytics.skew_index import (
     SENSITIVITY_DROPS,
@@ -381,3 +382,20 @@ def test_real_chains_against_published_skew(real_skew):
     assert r.near_choice.expiry_date == "2023-09-15" and r.near.term.strip_low == 3300.0
     assert r.near.wing.bids_beyond_cut == 0
     assert -12 < monthly["2023-09-01"] < -5 and -12 < misses["2023-09-01"] < -5
+
+
+@pytest.mark.slow
+def test_skew_command_reports_the_index_beside_the_variance_index():
+    require_shared()
+    path = SHARED / REAL["2023-09-14"]
+    res = run_cli("skew", path, "--format", "json", "--surface", "nodes", "--skew-terms", "monthly")
+    assert res.exit_code == 0, res.output
+    obj = json.loads(res.stdout)
+    keys = list(obj)
+    assert keys[keys.index("variance_index") + 1 : keys.index("variance_index") + 3] == ["skew_index_30d", "skew_index"]
+    assert obj["skew_index_30d"] == pytest.approx(144.32, abs=0.05)  # Cboe's close that day
+    assert obj["skew_index"]["near"]["expiry_date"] == "2023-10-20" and obj["skew_index"]["extrapolated"]
+    table = run_cli("skew", path, "--surface", "nodes")
+    assert table.exit_code == 0, table.output
+    assert "skew_index_30d" in table.stdout and "skew_index_sensitivity" in table.stdout
+    assert "warning: skew index: sensitive to the far put wing" in table.stderr

@@ -217,7 +217,8 @@ class SkewIndexResult:
     warnings : tuple of str
         Thin or stale put wings, named by term.
     candidates : tuple
-        ``(root, expiry_date, minutes)`` of the eligible expiries considered.
+        ``(root, expiry_date, minutes)`` of the eligible expiries considered (``"monthly"``: those within
+        ``MONTHLY_MAX_NEAR_DAYS + MONTHLY_MAX_GAP_DAYS`` days).
     """
 
     available: bool
@@ -680,7 +681,10 @@ def skew_index_from_chain(
         monthly = _monthly_terms(frame, val, roots)
         if not monthly.empty:
             monthly = monthly[monthly["minutes"] > MONTHLY_MIN_DAYS * MINUTES_PER_DAY]
-        candidates = tuple((r.root, r.expiry_date, int(r.minutes)) for r in monthly.itertuples(index=False))
+        horizon = (MONTHLY_MAX_NEAR_DAYS + MONTHLY_MAX_GAP_DAYS) * MINUTES_PER_DAY
+        candidates = tuple(
+            (r.root, r.expiry_date, int(r.minutes)) for r in monthly.itertuples(index=False) if r.minutes < horizon
+        )
         if len(monthly) < 2:
             return _unavailable(
                 f"fewer than two standard monthly expiries of roots {'/'.join(roots)} with more than "

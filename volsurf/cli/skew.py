@@ -90,26 +90,61 @@ def _skew_plots(m: Any, plot_dir: str) -> list[str]:
     return written
 
 
+def _with_skew_index(obj: dict[str, Any], snap: Any, terms: str) -> dict[str, Any]:
+    """``obj`` with ``skew_index_30d`` and ``skew_index`` (:meth:`SkewIndexResult.to_dict`) placed right after
+    ``variance_index``; roots as the variance index uses them (every root in the chain)."""
+    from volsurf.analytics.skew_index import skew_index_from_chain
+    from volsurf.errors import VolsurfError
+
+    if "skew_index_30d" in obj and terms == "vix":
+        return obj  # already measured upstream
+    roots = sorted(set(snap.frame["root"].astype(str).unique()))
+    try:
+        res = skew_index_from_chain(snap.frame, snap.meta.valuation_time, roots=roots, terms=terms).to_dict()
+    except VolsurfError as exc:
+        res = {"available": False, "index": None, "reason": exc.one_line(), "warnings": []}
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        if key in ("skew_index_30d", "skew_index"):
+            continue
+        out[key] = value
+        if key == "variance_index":
+            out["skew_index_30d"] = res.get("index")
+            out["skew_index"] = res
+    if "skew_index" not in out:
+        out["skew_index_30d"] = res.get("index")
+        out["skew_index"] = res
+    return out
+
+
 @click.command("skew")
 @click.argument("file", type=click.Path(dir_okay=False))
 @format_option()
 @output_option()
 @plot_dir_option()
 @_surface_option("fitted")
-def skew_cmd(file: str, fmt: str, output: str | None, plot_dir: str | None, surface_method: str) -> None:
+@click.option("--skew-terms", type=click.Choice(["vix", "monthly"]), default="vix", show_default=True,
+              help="Expiries of the SKEW-method index: 'vix' (the variance index's pair bracketing 30 days) or "
+                   "'monthly' (standard monthlies with the legacy roll, as Cboe's published SKEW; may "
+                   "extrapolate). See docs/skew_index.md.")
+def skew_cmd(file: str, fmt: str, output: str | None, plot_dir: str | None, surface_method: str,
+             skew_terms: str) -> None:
     """Skew (ATM, 25d RR/BF, put skew, slope) per expiry and at 7/30/60/90 days, the 30-day variance index,
-    OTM put demand and calendar context of one chain FILE. Vols are decimal (0.05 = 5 vol points).
+    the 30-day SKEW-method index (Cboe SKEW methodology), OTM put demand and calendar context of one chain
+    FILE. Vols are decimal (0.05 = 5 vol points); the SKEW-method index is in SKEW points (100 - 10 x skewness).
 
     \b
     Example:
       volsurf skew sample_chains/spx_2026-07-31_close.csv
       volsurf skew chain.csv --format json --plot charts/
+      volsurf skew chain.csv --skew-terms monthly
     """
     from volsurf.analytics.measure import snapshot_metrics
     from volsurf.io.formats import load
 
-    m = snapshot_metrics(load(file), surface=surface_method, per_expiry=True)
-    obj = m.to_dict()
+    snap = load(file)
+    m = snapshot_metrics(snap, surface=surface_method, per_expiry=True)
+    obj = _with_skew_index(m.to_dict(), snap, skew_terms)
     cm_rows = [{c: r.get(c) for c in CM_COLUMNS} for r in obj["constant_maturity"]]
     if fmt == "csv":
         rows = [{"kind": "constant_maturity", **r} for r in cm_rows]
@@ -126,6 +161,9 @@ def skew_cmd(file: str, fmt: str, output: str | None, plot_dir: str | None, surf
             "surface": obj["surface_source"],
             "variance_index_30d": obj["variance_index_30d"],
             "variance_index_reason": obj["variance_index"].get("reason") or None,
+            "skew_index_30d": obj["skew_index_30d"],
+            "skew_index_sensitivity": obj["skew_index"].get("sensitivity"),
+            "skew_index_reason": obj["skew_index"].get("reason") or None,
             "otm_put_volume_share": obj["otm_put_volume_share"],
             "otm_put_oi_share": obj["otm_put_oi_share"],
             "put_call_volume_ratio": obj["put_call_volume_ratio"],
@@ -138,6 +176,8 @@ def skew_cmd(file: str, fmt: str, output: str | None, plot_dir: str | None, surf
             "in_year_end_window": cal.get("in_year_end_window"),
         }
         emit(fmt, json_obj=obj, records=cm_rows, columns=CM_COLUMNS, header=header, output=output)
+    for msg in obj["skew_index"].get("warnings") or ():
+        click.echo(f"warning: skew index: {msg}", err=True)
     if plot_dir:
         for p in _skew_plots(m, plot_dir):
             click.echo(f"wrote {p}", err=True)

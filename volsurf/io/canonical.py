@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from volsurf.errors import FormatError
-from volsurf.io.common import MISSING_TOKENS, _num, _per_distinct, _read_long_csv, _require_columns
+from volsurf.io.common import MISSING_TOKENS, _finalize, _num, _per_distinct, _read_long_csv, _require_columns
 from volsurf.market.snapshot import COLUMNS, FLOAT_COLUMNS, NY, Snapshot, SnapshotMeta
 
 CANONICAL_MAGIC = "# volsurf-canonical v1"
@@ -112,7 +112,7 @@ def _canonical_body_fast(text: str) -> pd.DataFrame | None:
     return df
 
 
-def _load_canonical(path: str, text: str, lines: list[str], **_: object) -> Snapshot:
+def _load_canonical(path: str, text: str, lines: list[str], *, as_of: pd.Timestamp | None = None, **_: object) -> Snapshot:
     meta: dict[str, str] = {}
     n_head = 0
     for line in lines:
@@ -152,4 +152,9 @@ def _load_canonical(path: str, text: str, lines: list[str], **_: object) -> Snap
         )
     except (ValueError, TypeError) as exc:
         raise FormatError(path, f"bad canonical header value ({exc})", line=n_head, expected="the header volsurf normalize writes") from exc
+    if as_of is not None:
+        # re-run the loaders' tail at the new as-of time (trade date, valuation time, expired rows)
+        frame = df[list(COLUMNS)].drop(columns=["expiry", "flags"])
+        return _finalize(frame, path=path, source_format=sm.source_format, spot=sm.spot, quote_time=sm.quote_time,
+                         underlying=sm.underlying, underlying_name=sm.underlying_name, as_of=as_of)
     return Snapshot(frame=df[list(COLUMNS)].reset_index(drop=True), meta=sm)

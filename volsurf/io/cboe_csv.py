@@ -8,15 +8,23 @@ the left and the put on the right.
 from __future__ import annotations
 
 import csv
+import datetime as dt
+import hashlib
 import io
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from volsurf.errors import FormatError
-from volsurf.io.common import _finalize, _parse_numbers
-from volsurf.io.dates import parse_cboe_date_line
+from volsurf.errors import FormatError, TradeDateWarning, warn
+from volsurf.io.common import _finalize, _parse_numbers, _trade_date_for, _underlying_from_roots
+from volsurf.io.dates import DateReading, choose_reading, date_value_from_line, read_date_value
+from volsurf.market import calendar
 from volsurf.market.snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from volsurf.io.collect import SnapshotKey
 
 CBOE_HEADER = (
     "Expiration Date,Calls,Last Sale,Net,Bid,Ask,Volume,IV,Delta,Gamma,Open Interest,Strike,"
@@ -31,7 +39,16 @@ def _find_cboe_header(lines: list[str]) -> int | None:
     return None
 
 
-def _load_cboe(path: str, text: str, lines: list[str], **_: object) -> Snapshot:
+@dataclass(frozen=True)
+class _Preamble:
+    spot: float
+    name: str
+    reading: DateReading | None
+    date_line: int  # 1-based; 0 = no Date line
+    date_text: str
+
+
+def _check_header(path: str, lines: list[str]) -> int:
     hi = _find_cboe_header(lines)
     assert hi is not None
     header = next(csv.reader([lines[hi]]))
@@ -47,11 +64,38 @@ def _load_cboe(path: str, text: str, lines: list[str], **_: object) -> Snapshot:
             column=CBOE_HEADER[bad] if bad < len(CBOE_HEADER) else None,
             expected="the 22-column header 'Expiration Date,Calls,...,Strike,Puts,...,Open Interest'",
         )
-    # Preamble: name/Last line and Date line, in any order, anywhere above the header.
+    return hi
+
+
+def _preamble(path: str, lines: list[str], hi: int, as_of: pd.Timestamp | None) -> _Preamble:
+    """Name/Last line and Date line, in any order, anywhere above the header.
+
+    The Date value is cut from the raw line (:func:`~volsurf.io.dates.date_value_from_line`): a CSV reader splits
+    an unquoted date that holds a comma. With ``as_of`` a missing or unreadable Date line is no error.
+    """
     spot = None
-    quote_time = None
+    reading: DateReading | None = None
+    date_line = 0
+    date_text = ""
     name = ""
     for j, line in enumerate(lines[:hi]):
+        value = date_value_from_line(line)
+        if value is not None:
+            if date_line == 0:
+                date_line, date_text = j + 1, value
+                try:
+                    reading = read_date_value(value)
+                except ValueError as exc:
+                    if as_of is None:
+                        raise FormatError(
+                            path,
+                            f"cannot read the Date line {_truncate(line)!r} ({exc})",
+                            line=j + 1,
+                            column="Date",
+                            expected="a date and time such as 'Date: May 1, 2025 at 4:49 PM EDT'",
+                            hint="pass the as-of time with --as-of",
+                        ) from exc
+            continue
         fields = [f.strip() for f in next(csv.reader([line]))] if line.strip() else []
         for f in fields:
             if f.startswith("Last:") and spot is None:
@@ -60,17 +104,71 @@ def _load_cboe(path: str, text: str, lines: list[str], **_: object) -> Snapshot:
                 except ValueError as exc:
                     raise FormatError(path, f"cannot read spot from {f!r}", line=j + 1, expected="'Last: <number>'") from exc
                 name = fields[0]
-            if f.startswith("Date:") and quote_time is None:
-                try:
-                    quote_time = parse_cboe_date_line(f)
-                except ValueError as exc:
-                    raise FormatError(
-                        path, f"cannot read the quote date {f!r}", line=j + 1, expected="a date such as 'Date: May 1, 2025 at 4:49 PM EDT'"
-                    ) from exc
     if spot is None:
         raise FormatError(path, "no 'Last: <spot>' line above the header", line=1, expected="the underlying's name line, e.g. 'S&P 500 INDEX,Last: 4505.10,...'")
-    if quote_time is None:
-        raise FormatError(path, "no 'Date:' line above the header", line=hi, expected="a line such as 'Date: May 1, 2025 at 4:49 PM EDT,...'")
+    if date_line == 0 and as_of is None:
+        raise FormatError(
+            path, "no 'Date:' line above the header", line=hi, expected="a line such as 'Date: May 1, 2025 at 4:49 PM EDT,...'",
+            hint="pass the as-of time with --as-of",
+        )
+    return _Preamble(spot, name, reading, date_line, date_text)
+
+
+def _quote_time(path: str, pre: _Preamble, first_expiry: dt.date | None, as_of: pd.Timestamp | None) -> tuple[pd.Timestamp, list[str]]:
+    """The as-of time (``as_of``, else the Date line with an ambiguous day/month decided) and the notes."""
+    notes: list[str] = []
+    if as_of is not None:
+        if pre.date_line:
+            notes.append(f"as-of time {as_of} given; the file's Date line ({pre.date_text[:60]!r}) not used")
+        return as_of, notes
+    assert pre.reading is not None
+    quote_time, decided = choose_reading(pre.reading, first_expiry, pre.date_text)
+    if decided:
+        warn(notes, TradeDateWarning, f"{path}, line {pre.date_line}: {decided}", stacklevel=3)
+    if not pre.reading.has_time:
+        warn(notes, TradeDateWarning, f"{path}, line {pre.date_line}: the Date line has no time of day; taken as "
+             f"{quote_time:%Y-%m-%d} 16:00 New York (the close)", stacklevel=3)
+    return quote_time, notes
+
+
+def light_key(path: str, lines: list[str], *, as_of: pd.Timestamp | None = None) -> SnapshotKey | None:
+    """The :class:`~volsurf.io.collect.SnapshotKey` of a Cboe export without parsing its numbers.
+
+    Underlying from the option symbols' roots, trading date from the Date line and the expiry column (as
+    :func:`~volsurf.io.common._finalize` decides it), digest of the data rows. None when the body is irregular
+    (the caller then loads the file).
+    """
+    from volsurf.io.collect import SnapshotKey
+
+    hi = _check_header(path, lines)
+    pre = _preamble(path, lines, hi, as_of)
+    rows = [ln.rstrip() for ln in lines[hi + 1 :] if ln.strip(" ,\t")]
+    if not rows:
+        return None
+    expiries: set[str] = set()
+    roots: set[str] = set()
+    for ln in rows:
+        parts = ln.split(",", 2)
+        if len(parts) < 3 or len(parts[1].strip()) < 16:
+            return None
+        expiries.add(parts[0].strip())
+        roots.add(parts[1].strip()[:-15])
+    parsed = pd.to_datetime(pd.Series(sorted(expiries)), format="%a %b %d %Y", errors="coerce")
+    if parsed.isna().any():
+        return None
+    first_expiry = parsed.min().date()
+    quote_time, _ = _quote_time(path, pre, first_expiry, as_of)
+    trade_date = _trade_date_for(quote_time)
+    if first_expiry < trade_date and calendar.is_session(first_expiry):
+        trade_date = first_expiry
+    digest = hashlib.sha1("\n".join(rows).encode("utf-8")).hexdigest()
+    return SnapshotKey(path, _underlying_from_roots(r.upper() for r in roots), trade_date, quote_time, "csv:" + digest)
+
+
+def _load_cboe(path: str, text: str, lines: list[str], *, as_of: pd.Timestamp | None = None, **_: object) -> Snapshot:
+    hi = _check_header(path, lines)
+    pre = _preamble(path, lines, hi, as_of)
+    spot, name = pre.spot, pre.name
 
     raw, line_no = _cboe_body(path, lines, hi)
     # Parse and format each distinct expiry once (tens of dates over thousands of rows).
@@ -109,7 +207,15 @@ def _load_cboe(path: str, text: str, lines: list[str], **_: object) -> Snapshot:
         return d
 
     df = pd.concat([side(1, "call"), side(12, "put")], ignore_index=True)
-    return _finalize(df, path=path, source_format="cboe_quotedata", spot=spot, quote_time=quote_time, underlying_name=name)
+    first_expiry = pd.Timestamp(exp_parsed.min()).date() if len(exp_parsed) else None
+    quote_time, notes = _quote_time(path, pre, first_expiry, as_of)
+    return _finalize(df, path=path, source_format="cboe_quotedata", spot=spot, quote_time=quote_time, underlying_name=name,
+                     extra_warnings=notes)
+
+
+def _truncate(line: str, width: int = 80) -> str:
+    line = line.strip()
+    return line if len(line) <= width else line[: width - 3] + "..."
 
 
 _NUMERIC_CBOE = [i for i in range(22) if i not in (0, 1, 12)]

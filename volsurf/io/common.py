@@ -151,8 +151,16 @@ def _finalize(
     valuation_time: pd.Timestamp | None = None,
     trade_date=None,
     extra_warnings: Iterable[str] = (),
+    as_of: pd.Timestamp | None = None,
 ) -> Snapshot:
-    """Common tail of every loader: settlement times, ids, hygiene rules, metadata."""
+    """Common tail of every loader: settlement times, ids, hygiene rules, metadata.
+
+    ``as_of`` (``--as-of``) replaces the file's ``quote_time`` (and so the trade date and valuation time).
+    """
+    if as_of is not None:
+        if quote_time is None or pd.Timestamp(as_of) != pd.Timestamp(quote_time):
+            extra_warnings = [*extra_warnings, f"as-of time {as_of} given (the file says {quote_time})"]
+        quote_time, trade_date, valuation_time = as_of, None, None
     from volsurf.market import calendar
 
     df = df.copy()

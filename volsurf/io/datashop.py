@@ -25,7 +25,7 @@ def _datashop_frames(path: str, text: str) -> list[tuple[pd.Timestamp, pd.DataFr
     return [(pd.Timestamp(t), g.drop(columns="_qt"), g["_line"].to_numpy()) for t, g in df.groupby("_qt", sort=True)]
 
 
-def _datashop_snapshot(path: str, quote_time: pd.Timestamp, df: pd.DataFrame, line_no: np.ndarray, n_times: int) -> Snapshot:
+def _datashop_snapshot(path: str, quote_time: pd.Timestamp, df: pd.DataFrame, line_no: np.ndarray, n_times: int, as_of: pd.Timestamp | None = None) -> Snapshot:
     exp = pd.to_datetime(df["expiration"].str.strip(), errors="coerce")
     if exp.isna().any():
         i = int(np.flatnonzero(exp.isna().to_numpy())[0])
@@ -64,11 +64,11 @@ def _datashop_snapshot(path: str, quote_time: pd.Timestamp, df: pd.DataFrame, li
     if qt.hour == 0 and qt.minute == 0:
         qt = qt + pd.Timedelta(hours=16)
     underlying = df["underlying_symbol"].str.strip().str.lstrip("^").iloc[0].upper()
-    return _finalize(frame, path=path, source_format="datashop", spot=spot, quote_time=qt, underlying=underlying,
+    return _finalize(frame, path=path, source_format="datashop", spot=spot, quote_time=qt, underlying=underlying, as_of=as_of,
                      extra_warnings=_other_times_warning(n_times))
 
 
-def _load_datashop(path: str, text: str, lines: list[str], *, quote_time: pd.Timestamp | None = None, **_: object) -> Snapshot:
+def _load_datashop(path: str, text: str, lines: list[str], *, quote_time: pd.Timestamp | None = None, as_of: pd.Timestamp | None = None, **_: object) -> Snapshot:
     groups = _datashop_frames(path, text)
     if quote_time is not None:
         sel = [g for g in groups if g[0] == pd.Timestamp(quote_time).tz_localize(None)]
@@ -77,4 +77,4 @@ def _load_datashop(path: str, text: str, lines: list[str], *, quote_time: pd.Tim
         t, g, ln = sel[0]
     else:
         t, g, ln = groups[-1]  # the latest quote time
-    return _datashop_snapshot(path, t, g, ln, len(groups))
+    return _datashop_snapshot(path, t, g, ln, len(groups), as_of)

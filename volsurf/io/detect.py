@@ -11,21 +11,36 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from volsurf.errors import FormatError, InputFileError, UnknownFormatError
+from volsurf.errors import FormatError, InputFileError, ParameterError, UnknownFormatError
 from volsurf.io.canonical import CANONICAL_MAGIC, _load_canonical
 from volsurf.io.cboe_csv import _find_cboe_header, _load_cboe
+from volsurf.io.cboe_json import _load_cboe_json
 from volsurf.io.common import _num, _read_long_csv, _read_text, _require_columns
 from volsurf.io.datashop import _datashop_frames, _datashop_snapshot, _load_datashop
+from volsurf.io.dates import parse_as_of
 from volsurf.io.optionsdx import _load_optionsdx
+from volsurf.io.schwab_json import _load_schwab_json
 from volsurf.io.yfinance import _load_yfinance
 from volsurf.market.snapshot import Snapshot
 
 Loader = Callable[..., Snapshot]
 
 
-def detect_format(lines: list[str]) -> str | None:
-    """Name of the format whose signature the first lines match, or None."""
+def detect_format(lines: list[str], text: str | None = None) -> str | None:
+    """Name of the format whose signature the content matches, or None.
+
+    ``lines`` are the file's lines; ``text`` (the whole file, optional) lets JSON feeds be told apart by their
+    keys wherever they stand.
+    """
     head = [line.strip().lstrip("\ufeff") for line in lines[:25]]
+    first = next((h for h in head if h), "")
+    if first.startswith("{") or (first.startswith("[") and first[1:].lstrip()[:1] in ("{", "")):
+        body = text if text is not None else "\n".join(lines)
+        if '"callExpDateMap"' in body or '"putExpDateMap"' in body:
+            return "schwab_json"
+        if '"options"' in body and '"option"' in body:
+            return "cboe_json"
+        return None
     if head and head[0].startswith(CANONICAL_MAGIC):
         return "canonical"
     if _find_cboe_header(lines) is not None:
@@ -48,7 +63,41 @@ LOADERS: dict[str, Loader] = {
     "datashop": _load_datashop,
     "optionsdx": _load_optionsdx,
     "canonical": _load_canonical,
+    "cboe_json": _load_cboe_json,
+    "schwab_json": _load_schwab_json,
 }
+
+#: File name endings :func:`expand_paths` picks up in a directory.
+CHAIN_SUFFIXES = (".csv", ".txt", ".json")
+
+
+def _options(path: str, options: dict[str, object]) -> dict[str, object]:
+    """``options`` with ``as_of`` read into a New York timestamp (dropped when None)."""
+    as_of = options.get("as_of")
+    if as_of is None:
+        options.pop("as_of", None)
+        return options
+    try:
+        options["as_of"] = parse_as_of(as_of)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ParameterError(f"cannot read the as-of time {as_of!r} ({exc})",
+                             hint="give a date and time such as '2022-04-01 16:15' (New York time) or '2022-04-01T20:15Z'") from exc
+    return options
+
+
+def _read(path: str) -> tuple[str, list[str], str]:
+    text = _read_text(path)
+    lines = text.split("\n")
+    fmt = detect_format(lines, text)
+    if fmt is None:
+        raise UnknownFormatError(
+            path,
+            "unknown chain format",
+            line=1,
+            expected="a Cboe quotedata export or Cboe/Schwab JSON, a yfinance/DataShop/OptionsDX CSV, or volsurf canonical CSV",
+            hint="see README 'Input formats'",
+        )
+    return text, lines, fmt
 
 
 def load(path: str | os.PathLike, **options: object) -> Snapshot:
@@ -60,7 +109,9 @@ def load(path: str | os.PathLike, **options: object) -> Snapshot:
         The chain file.
     **options
         Format-specific: ``spot`` (yfinance files without a spot column), ``quote_time`` (pick one quote time of
-        a multi-time DataShop/OptionsDX file; default the latest), ``underlying`` (OptionsDX files).
+        a multi-time DataShop/OptionsDX file; default the latest), ``underlying`` (OptionsDX files), ``as_of``
+        (a timestamp or text such as ``2022-04-01 16:15``; replaces the file's as-of time, and is required by
+        files that carry none, such as the older Cboe JSON payload).
 
     Raises
     ------
@@ -68,17 +119,8 @@ def load(path: str | os.PathLike, **options: object) -> Snapshot:
         With the file, line and column when they apply.
     """
     p = str(path)
-    text = _read_text(p)
-    lines = text.split("\n")
-    fmt = detect_format(lines)
-    if fmt is None:
-        raise UnknownFormatError(
-            p,
-            "unknown chain format",
-            line=1,
-            expected="a Cboe quotedata export, a yfinance/DataShop/OptionsDX CSV, or volsurf canonical CSV",
-            hint="see README 'Input formats'",
-        )
+    options = _options(p, dict(options))
+    text, lines, fmt = _read(p)
     snap = LOADERS[fmt](p, text, lines, **options)
     if snap.frame.empty:
         raise FormatError(p, "no live contracts after hygiene (all expired or duplicates)", expected="at least one unexpired contract")
@@ -88,12 +130,11 @@ def load(path: str | os.PathLike, **options: object) -> Snapshot:
 def load_all(path: str | os.PathLike, **options: object) -> list[Snapshot]:
     """Every snapshot in a file: one per quote time for DataShop/OptionsDX files, else ``[load(path)]``."""
     p = str(path)
-    text = _read_text(p)
-    lines = text.split("\n")
-    fmt = detect_format(lines)
+    options = _options(p, dict(options))
+    text, lines, fmt = _read(p)
     if fmt == "datashop":
         groups = _datashop_frames(p, text)
-        return [_datashop_snapshot(p, t, g, ln, len(groups)) for t, g, ln in groups]
+        return [_datashop_snapshot(p, t, g, ln, len(groups), options.get("as_of")) for t, g, ln in groups]
     if fmt == "optionsdx":
         df, line_no = _read_long_csv(p, text)
         df.columns = [c.strip().strip("[]").upper() for c in df.columns]
@@ -104,7 +145,7 @@ def load_all(path: str | os.PathLike, **options: object) -> list[Snapshot]:
 
 
 def expand_paths(paths: Iterable[str]) -> list[str]:
-    """Files from paths, directories (recursively, ``*.csv``/``*.txt``) and glob patterns, deduplicated."""
+    """Files from paths, directories (recursively, ``*.csv``/``*.txt``/``*.json``) and glob patterns, deduplicated."""
     out: list[str] = []
     for p in paths:
         if any(ch in p for ch in "*?["):
@@ -113,9 +154,9 @@ def expand_paths(paths: Iterable[str]) -> list[str]:
                 raise InputFileError(p, "glob matched no files")
             out.extend(m for m in matches if os.path.isfile(m))
         elif os.path.isdir(p):
-            found = sorted(str(f) for f in Path(p).rglob("*") if f.is_file() and f.suffix.lower() in (".csv", ".txt"))
+            found = sorted(str(f) for f in Path(p).rglob("*") if f.is_file() and f.suffix.lower() in CHAIN_SUFFIXES)
             if not found:
-                raise InputFileError(p, "directory holds no .csv files")
+                raise InputFileError(p, "directory holds no .csv, .txt or .json files")
             out.extend(found)
         else:
             out.append(p)
@@ -123,22 +164,28 @@ def expand_paths(paths: Iterable[str]) -> list[str]:
     return [x for x in out if not (x in seen or seen.add(x))]
 
 
-def load_many(paths: Iterable[str], *, progress: bool | None = None, **options: object) -> list[Snapshot]:
-    """Load many files (paths, directories, globs) and return snapshots in trading-date (then quote-time) order.
+def load_many(
+    paths: Iterable[str],
+    *,
+    progress: bool | None = None,
+    strict: bool = False,
+    skipped: list[tuple[str, str]] | None = None,
+    **options: object,
+) -> list[Snapshot]:
+    """Load many files (paths, directories, globs): one snapshot per distinct snapshot, in trading-date (then
+    quote-time) order.
 
-    A progress bar (tqdm, on stderr) is shown when ``progress`` is True, or by default for more than 20 files on
-    a terminal.
+    Files that cannot be loaded (empty, unreadable Date line, ...) are skipped and duplicates (same underlying,
+    trading date and quotes) collapsed into the first one, each with a
+    :class:`~volsurf.errors.DataQualityWarning` naming the file and the reason (see
+    :func:`volsurf.io.collect.collect`). ``strict`` raises the first error instead; ``skipped`` (a list) receives
+    ``(path, reason)`` of every file left out. A progress bar (tqdm, on stderr) is shown when ``progress`` is
+    True, or by default for more than 20 files on a terminal.
     """
-    files = expand_paths(paths)
-    if progress is None:
-        import sys
+    from volsurf.io.collect import collect, report_collection
 
-        progress = len(files) > 20 and sys.stderr.isatty()
-    if progress:
-        from tqdm import tqdm
-
-        it: Iterable[str] = tqdm(files, desc="loading", unit="file")
-    else:
-        it = files
-    snaps = [load(f, **options) for f in it]
-    return sorted(snaps, key=lambda s: (s.meta.trade_date, s.meta.quote_time))
+    col = collect(paths, strict=strict, progress=progress, **options)
+    report_collection(col)
+    if skipped is not None:
+        skipped.extend(col.skipped)
+    return col.snapshots

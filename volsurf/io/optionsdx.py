@@ -26,7 +26,7 @@ def _odx_col(df: pd.DataFrame, name: str) -> str | None:
     return None
 
 
-def _load_optionsdx(path: str, text: str, lines: list[str], *, underlying: str | None = None, quote_time: pd.Timestamp | None = None, **_: object) -> Snapshot:
+def _load_optionsdx(path: str, text: str, lines: list[str], *, underlying: str | None = None, quote_time: pd.Timestamp | None = None, as_of: pd.Timestamp | None = None, **_: object) -> Snapshot:
     df, line_no = _read_long_csv(path, text)
     df.columns = [c.strip().strip("[]").upper() for c in df.columns]
     _require_columns(path, list(df.columns), ["QUOTE_UNIXTIME", "UNDERLYING_LAST", "EXPIRE_DATE", "STRIKE", "C_BID", "C_ASK", "P_BID", "P_ASK"], 1)
@@ -73,5 +73,5 @@ def _load_optionsdx(path: str, text: str, lines: list[str], *, underlying: str |
     frame = pd.concat(sides, ignore_index=True)
     spot = float(np.nanmedian(_num(df, "UNDERLYING_LAST", path, line_no)))
     qt = pd.Timestamp(pick, unit="s", tz="UTC").tz_convert(NY)
-    return _finalize(frame, path=path, source_format="optionsdx", spot=spot, quote_time=qt, underlying=und,
+    return _finalize(frame, path=path, source_format="optionsdx", spot=spot, quote_time=qt, underlying=und, as_of=as_of,
                      extra_warnings=_other_times_warning(len(times)))

@@ -11,7 +11,7 @@ from volsurf.io.common import _finalize, _num, _read_long_csv, _require_columns,
 from volsurf.market.snapshot import NY, Snapshot
 
 
-def _load_yfinance(path: str, text: str, lines: list[str], *, spot: float | None = None, **_: object) -> Snapshot:
+def _load_yfinance(path: str, text: str, lines: list[str], *, spot: float | None = None, as_of: pd.Timestamp | None = None, **_: object) -> Snapshot:
     df, line_no = _read_long_csv(path, text)
     _require_columns(path, list(df.columns), ["contractSymbol", "strike", "bid", "ask"], 1)
     occ = parse_occ_symbols(df["contractSymbol"])
@@ -74,4 +74,4 @@ def _load_yfinance(path: str, text: str, lines: list[str], *, spot: float | None
     bad_root = frame["root"] == ""
     if bad_root.any():
         frame.loc[bad_root, "root"] = "UNKNOWN"
-    return _finalize(frame, path=path, source_format="yfinance", spot=spot, quote_time=quote_time)
+    return _finalize(frame, path=path, source_format="yfinance", spot=spot, quote_time=quote_time, as_of=as_of)

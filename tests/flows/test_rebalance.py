@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from click.testing import CliRunner
+from conftest import run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -332,13 +332,9 @@ def test_quarterly_flows_real_series():
 # --- CLI --------------------------------------------------------------------------------------------------
 
 
-def _run_main(argv, capsys):
-    from volsurf.cli.main import main
-
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
+def _run_main(argv, capsys=None):
+    res = run_cli(*argv)
+    return res.exit_code, res.stdout, res.stderr
 
 
 def test_cli_json_keys(capsys):
@@ -355,11 +351,7 @@ def test_cli_json_keys(capsys):
 
 
 def test_cli_three_assets_band_schedule():
-    from volsurf.cli.main import cli
-
-    res = CliRunner().invoke(
-        cli,
-        [
+    res = run_cli(*[
             "rebalance",
             "--weights",
             "equity=0.5,bond=0.3,gold=0.2",
@@ -382,7 +374,7 @@ def test_cli_three_assets_band_schedule():
         ],
     )
     assert res.exit_code == 0, res.output
-    obj = json.loads(res.output)
+    obj = json.loads(res.stdout)
     assert obj["rebalanced"] == {"equity": True, "bond": False, "gold": False}
     assert obj["schedule"]["days"] == ["2024-03-22", "2024-03-25", "2024-03-26", "2024-03-27", "2024-03-28"]
     assert obj["trades"]["equity"] == pytest.approx(0.5 - 0.65 / 1.146)
@@ -390,10 +382,7 @@ def test_cli_three_assets_band_schedule():
 
 @pytest.mark.parametrize("fmt", ["table", "csv"])
 def test_cli_other_formats(fmt):
-    from volsurf.cli.main import cli
-
-    res = CliRunner().invoke(
-        cli, ["rebalance", "--equity-return", "0.1", "--bond-return", "0.01", "--format", fmt]
+    res = run_cli(*["rebalance", "--equity-return", "0.1", "--bond-return", "0.01", "--format", fmt]
     )
     assert res.exit_code == 0, res.output
     assert "equity" in res.output
@@ -401,17 +390,15 @@ def test_cli_other_formats(fmt):
 
 @needs_series
 def test_cli_returns_from_files():
-    from volsurf.cli.main import cli
-
     args = ["rebalance", "--equity-prices", str(SP500), "--bond-yields", str(YIELDS), "--format", "json"]
-    res = CliRunner().invoke(cli, [*args, "--start", "2007-12-31", "--end", "2008-12-31"])
+    res = run_cli(*[*args, "--start", "2007-12-31", "--end", "2008-12-31"])
     assert res.exit_code == 0, res.output
-    obj = json.loads(res.output)
+    obj = json.loads(res.stdout)
     assert obj["returns"]["equity"] == pytest.approx(-0.3849, abs=6e-5)
     assert obj["trades"]["equity"] > 0
-    hist = CliRunner().invoke(cli, [*args, "--history", "year"])
+    hist = run_cli(*[*args, "--history", "year"])
     assert hist.exit_code == 0, hist.output
-    assert len(json.loads(hist.output)["rows"]) == 20
+    assert len(json.loads(hist.stdout)["rows"]) == 20
 
 
 @pytest.mark.parametrize(

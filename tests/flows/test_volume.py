@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
+from conftest import run_cli
 
 from volsurf.errors import DataError, FormatError, InputFileError, ParameterError
 from volsurf.flows.volume import detect_volume_spikes, load_volume_series, spike_clustering
@@ -162,25 +162,20 @@ def test_sp500_quad_witching_control():
 
 
 def test_cli_json(tmp_path):
-    from volsurf.cli.main import cli
-
     v = _planted_2023()
     p = _write(tmp_path / "v.csv", [["date", "volume"], *[[d.date().isoformat(), x] for d, x in v.items()]])
-    res = CliRunner().invoke(cli, ["volume-spikes", str(p), "--last-n", "1", "--format", "json"])
+    res = run_cli(*["volume-spikes", str(p), "--last-n", "1", "--format", "json"])
     assert res.exit_code == 0, res.output
-    obj = json.loads(res.output)
+    obj = json.loads(res.stdout)
     assert obj["spikes"] == 12
     assert obj["clustering"][0]["window"] == "last 1 of month"
     assert obj["clustering"][0]["spikes_in"] == 12
     assert {d["date"] for d in obj["spike_days"]} == {d.isoformat() for d in MONTH_ENDS_2023}
-    res = CliRunner().invoke(cli, ["volume-spikes", str(p), "--spikes", "--format", "csv"])
-    assert res.exit_code == 0 and len(res.output.strip().splitlines()) == 13
+    res = run_cli(*["volume-spikes", str(p), "--spikes", "--format", "csv"])
+    assert res.exit_code == 0 and len(res.stdout.strip().splitlines()) == 13
 
 
-def test_cli_missing_file_exit_2(capsys):
-    from volsurf.cli.main import main
-
-    with pytest.raises(SystemExit) as exc:
-        main(["volume-spikes", "no/such/file.csv"])
-    assert exc.value.code == 2
-    assert capsys.readouterr().err.startswith("Error: no/such/file.csv: file not found")
+def test_cli_missing_file_exit_2():
+    res = run_cli("volume-spikes", "no/such/file.csv")
+    assert res.exit_code == 2
+    assert res.stderr.startswith("Error: no/such/file.csv: file not found")

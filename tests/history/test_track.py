@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
+from conftest import run_cli
 
 from volsurf.market.calendar import session_open_close
 from volsurf.market.snapshot import Snapshot, SnapshotMeta
@@ -117,13 +117,12 @@ def _need(path: Path) -> None:
 
 @pytest.mark.slow
 def test_skew_cli_json_on_real_spx():
-    from volsurf.cli.skew import skew_cmd
 
     path = SHARED / "cboe_carlosjimenezdiaz_GEX_Python/2023-09-14/spx_quotedata.csv"
     _need(path)
-    r = CliRunner().invoke(skew_cmd, [str(path), "--format", "json"])
+    r = run_cli("skew", *[str(path), "--format", "json"])
     assert r.exit_code == 0, r.output
-    obj = json.loads(r.output)
+    obj = json.loads(r.stdout)
     for key in ("trade_date", "constant_maturity", "variance_index_30d", "otm_put_volume_share", "otm_put_oi_share",
                 "put_call_volume_ratio", "put_call_oi_ratio", "calendar"):
         assert key in obj
@@ -137,10 +136,9 @@ def test_skew_cli_json_on_real_spx():
 
 @pytest.mark.slow
 def test_track_and_flags_cli_on_ralph_spy(tmp_path):
-    from volsurf.cli.skew import flags_cmd, track_cmd
 
     _need(RALPH)
-    r = CliRunner().invoke(track_cmd, [str(RALPH), "--format", "json", "--plot", str(tmp_path)])
+    r = run_cli("track", *[str(RALPH), "--format", "json", "--plot", str(tmp_path)])
     assert r.exit_code == 0, r.output
     obj = json.loads(r.stdout)
     dates = [row["trade_date"] for row in obj["series"]]
@@ -150,7 +148,7 @@ def test_track_and_flags_cli_on_ralph_spy(tmp_path):
     assert list(tmp_path.glob("SPY_track_*.png"))
 
     files = sorted(RALPH.glob("*/quotedata.csv"))
-    r = CliRunner().invoke(flags_cmd, [str(files[-1]), "--previous", str(files[-2]), "--format", "json",
+    r = run_cli("flags", *[str(files[-1]), "--previous", str(files[-2]), "--format", "json",
                                        "--equity-ytd", "0.12", "--bond-ytd", "0.03"])
     assert r.exit_code == 0, r.output
     flags = json.loads(r.stdout)
@@ -163,11 +161,10 @@ def test_track_and_flags_cli_on_ralph_spy(tmp_path):
 
 @pytest.mark.slow
 def test_flags_cli_single_file_explains_not_evaluated():
-    from volsurf.cli.skew import flags_cmd
 
     path = SHARED / "cboe_carlosjimenezdiaz_GEX_Python/2023-09-14/spy_quotedata.csv"
     _need(path)
-    r = CliRunner().invoke(flags_cmd, [str(path)])
+    r = run_cli("flags", *[str(path)])
     assert r.exit_code == 0, r.output
     assert "skew_steepening: NOT EVALUATED" in r.output
     assert "quarter_end_window: not triggered" in r.output

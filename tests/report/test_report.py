@@ -7,26 +7,25 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import REAL, ROOT, SAMPLES
+from conftest import REAL, ROOT, SAMPLES, CliResult, run_cli
 
 SPX = SAMPLES / "spx_2026-07-31_close.csv"
 SPY = SAMPLES / "spy_2025-06-09_close.csv"
 CHARTS = {"smiles", "iv_heatmap", "atm_term_structure", "skew_term", "gex_by_strike", "gex_profile", "gex_by_expiry"}
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], capture_output=True, text=True, timeout=300)
+def _cli(*args: str) -> CliResult:
+    return run_cli(*args)
 
 
 @pytest.fixture(scope="module")
 def spx_report(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("report_spx")
     res = _cli("report", str(SPX), "-o", str(out), "--format", "json")
-    assert res.returncode == 0, res.stderr
+    assert res.exit_code == 0, res.stderr
     assert f"Report written to {out / 'report.html'}" in res.stderr
     return out
 
@@ -66,7 +65,7 @@ def test_headline_matches_individual_commands(spx_report: Path):
     summary = json.loads((spx_report / "summary.json").read_text())
     h = summary["headline"]
     gex = _cli("gex", str(SPX), "--format", "json", "--vol", "surface")
-    assert gex.returncode == 0, gex.stderr
+    assert gex.exit_code == 0, gex.stderr
     g = json.loads(gex.stdout)
     assert h["net_gex"] == pytest.approx(g["net_gex"], rel=1e-9)
     assert h["call_wall"] == g["call_wall"] and h["put_wall"] == g["put_wall"]
@@ -75,7 +74,7 @@ def test_headline_matches_individual_commands(spx_report: Path):
     else:
         assert h["gamma_flip"] == pytest.approx(g["gamma_flip"], rel=1e-9)
     skew = _cli("skew", str(SPX), "--format", "json", "--surface", "fitted")
-    assert skew.returncode == 0, skew.stderr
+    assert skew.exit_code == 0, skew.stderr
     s = json.loads(skew.stdout)
     cm30 = next(c for c in s["constant_maturity"] if c["days"] == 30)
     assert h["rr25_30d"] == pytest.approx(cm30["rr25"], rel=1e-9)
@@ -92,7 +91,7 @@ def test_report_with_previous_and_returns(tmp_path: Path):
     prev = REAL / "cboe_ralph-e-boy_gamma-chart/2025-05-01_1649/quotedata.csv"
     res = _cli("report", str(cur), "--previous", str(prev), "--equity-ytd", "0.12", "--bond-ytd", "0.01",
                "-o", str(tmp_path), "--format", "json")
-    assert res.returncode == 0, res.stderr
+    assert res.exit_code == 0, res.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["headline"]["otm_put_oi_share_change"] is not None
     assert "changes" not in summary["absent"]
@@ -107,9 +106,9 @@ def test_report_bad_input_is_one_line(tmp_path: Path):
     p = tmp_path / "x.csv"
     p.write_text("not,a,chain\n")
     res = _cli("report", str(p), "-o", str(tmp_path / "out"))
-    assert res.returncode == 2 and res.stderr.startswith("Error: ") and "Traceback" not in res.stderr
+    assert res.exit_code == 2 and res.stderr.startswith("Error: ") and "Traceback" not in res.stderr
     res = _cli("report", str(SPY), "--equity-ytd", "0.1", "-o", str(tmp_path / "out"))
-    assert res.returncode == 2 and "--bond-ytd" in res.stderr
+    assert res.exit_code == 2 and "--bond-ytd" in res.stderr
 
 
 def _chromium() -> str | None:

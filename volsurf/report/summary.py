@@ -11,21 +11,13 @@ from typing import Any
 
 from volsurf import __version__
 from volsurf._json import finite_or_none, to_jsonable
+from volsurf.analytics.headline import HEADLINE_ORDER, headline_changes, snapshot_headline
+from volsurf.analytics.headline import cm_dict as _cm
 
 _num = finite_or_none
 
 
-def _change(cur: Any, prev: Any) -> float | None:
-    a, b = _num(cur), _num(prev)
-    return None if a is None or b is None else a - b
-
-
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "summary.schema.json"
-
-
-def _cm(metrics: Any, days: int) -> dict[str, Any]:
-    m = metrics.cm(days)
-    return m.to_dict() if m is not None else {}
 
 
 def build_summary(
@@ -42,15 +34,13 @@ def build_summary(
     rebalance: Any,
     equity_ytd: float | None,
     bond_ytd: float | None,
+    cta: Any = None,
 ) -> dict[str, Any]:
     """The ``summary.json`` object (documented in the README and the JSON schema)."""
     meta = snapshot.meta
     g = gex.to_dict()
-    spot = meta.spot
     flip = _num(g.get("gamma_flip"))
-    net = _num(g.get("net_gex"))
     cm30 = _cm(metrics, 30)
-    prev30 = _cm(prev_metrics, 30) if prev_metrics is not None else {}
     absent: dict[str, str] = {}
     vi = metrics.variance_index
     if not vi.get("available", vi.get("index") is not None):
@@ -63,33 +53,15 @@ def build_summary(
         absent["gamma_flip"] = g.get("gamma_flip_reason") or "no zero crossing of the GEX profile in range"
     if rebalance is None:
         absent["rebalance"] = "no year-to-date returns given (--equity-ytd and --bond-ytd)"
-    demand = metrics.demand
-    headline = {
-        "underlying": meta.underlying,
-        "trade_date": meta.trade_date.isoformat(),
-        "spot": spot,
-        "implied_spot": enriched.implied_spot,
-        "net_gex": net,
-        "regime": None if net is None else ("positive_gamma" if net > 0 else "negative_gamma"),
-        "regime_robust": g.get("regime_robust"),
-        "gamma_flip": flip,
-        "gamma_flip_distance_pct": None if flip is None else (flip / spot - 1) * 100,
-        "gamma_flip_range": g.get("gamma_flip_range"),
-        "call_wall": g.get("call_wall"),
-        "put_wall": g.get("put_wall"),
-        "atm_iv_30d": _num(cm30.get("atm_iv")),
-        "variance_index_30d": _num(metrics.variance_index_30d),
-        "rr25_30d": _num(cm30.get("rr25")),
-        "rr25_30d_change": _change(cm30.get("rr25"), prev30.get("rr25")) if prev30 else None,
-        "put_skew_90_100_30d": _num(cm30.get("put_skew_90_100")),
-        "otm_put_oi_share": _num(demand.otm_put_oi_share),
-        "otm_put_oi_share_change": (
-            _num(demand_chg.like_for_like.get("otm_put_oi_share")) if demand_chg is not None else None
-        ),
-        "otm_put_volume_share": _num(demand.otm_put_volume_share),
-        "put_call_oi_ratio": _num(demand.put_call_oi_ratio),
+    if cta is None:
+        absent["cta"] = "no daily price file for the trend-follower model (--cta-prices or --equity-prices)"
+    # The figures' definitions live in volsurf.analytics.headline (the Parquet store keeps the same ones).
+    parts = {
+        **snapshot_headline(meta=meta, implied_spot=enriched.implied_spot, metrics=metrics, gex=g),
+        **headline_changes(metrics, prev_metrics, demand_chg),
         "flags_triggered": [f.name for f in flags if f.triggered],
     }
+    headline = {k: parts[k] for k in HEADLINE_ORDER}
     cal = metrics.calendar
     return to_jsonable(
         {
@@ -118,11 +90,12 @@ def build_summary(
                 ),
                 "history_snapshots": history_count,
             },
-            "demand": {**demand.to_dict(), "change": demand_chg.to_dict() if demand_chg is not None else None},
+            "demand": {**metrics.demand.to_dict(), "change": demand_chg.to_dict() if demand_chg is not None else None},
             "gex": {k: v for k, v in g.items() if k not in ("profile_by_bucket",)},
             "rebalance": (
                 {"equity_ytd": equity_ytd, "bond_ytd": bond_ytd, **rebalance.to_dict()} if rebalance is not None else None
             ),
+            "cta": cta.to_dict() if cta is not None else None,
             "hygiene": {
                 "flagged": dict(meta.hygiene),
                 "iv_status": enriched.frame["iv_status"].value_counts().to_dict(),

@@ -80,13 +80,38 @@ _EXTRA_ZONES = {
 _EXTRA_MONTHS = {"sept": 9, "june": 6, "july": 7, "janv": 1, "févr": 2, "avr": 4, "juil": 7, "déc": 12}
 
 
+def _phrase_pattern(phrases: list[str]) -> re.Pattern:
+    """One regex for names of several words (longest first); any non-letters may stand between the words."""
+    alts = sorted(phrases, key=len, reverse=True)
+    return re.compile(
+        r"(?<![^\W\d_])(" + "|".join(r"[\W_]+".join(map(re.escape, p.split(" "))) for p in alts) + r")(?![^\W\d_])"
+    )
+
+
+@dataclass(frozen=True)
+class _Tables:
+    months: dict[str, int]
+    weekdays: frozenset[str]
+    ampm: dict[str, str]
+    zones: dict[str, int]
+    fillers: frozenset[str]
+    month_pat: re.Pattern | None
+    ampm_pat: re.Pattern
+    gmt_pat: re.Pattern
+    month_phrases: dict[str, int]
+    month_phrase_pat: re.Pattern
+    zone_phrases: dict[str, int]
+    zone_phrase_pat: re.Pattern
+
+
 @lru_cache(maxsize=1)
-def _tables() -> tuple[dict[str, int], frozenset[str], dict[str, str], dict[str, int], re.Pattern | None, re.Pattern, re.Pattern, frozenset[str]]:
+def _tables() -> _Tables:
     from volsurf.io import cldr_names as c
 
     months = {**c.MONTHS, **_EXTRA_MONTHS}
     zones = {**c.ZONES, **_EXTRA_ZONES}
-    pats = [p.replace("NUM", r"(\d{1,2})") for p in c.MONTH_PATTERNS]
+    # "M05" is how CLDR's root locale (and locales without month names) writes May
+    pats = [p.replace("NUM", r"(\d{1,2})") for p in c.MONTH_PATTERNS] + [r"(?<![^\W\d_])m(\d{2})(?!\d)"]
     month_pat = re.compile("|".join(f"(?:{p})" for p in pats)) if pats else None
     alts = sorted(c.AMPM, key=len, reverse=True)
     ampm_pat = re.compile(
@@ -97,7 +122,10 @@ def _tables() -> tuple[dict[str, int], frozenset[str], dict[str, str], dict[str,
     gmt_pat = re.compile(
         r"(?<![^\W\d_])(?:" + "|".join(map(re.escape, gmt_words)) + r")(?:\s*([+-])\s*(\d{1,2})(?:[:.]?(\d{2}))?)?(?![^\W\d_])"
     )
-    return months, c.WEEKDAYS, c.AMPM, zones, month_pat, ampm_pat, gmt_pat, c.FILLERS
+    return _Tables(
+        months, c.WEEKDAYS, c.AMPM, zones, c.FILLERS, month_pat, ampm_pat, gmt_pat,
+        c.MONTH_PHRASES, _phrase_pattern(list(c.MONTH_PHRASES)), c.ZONE_PHRASES, _phrase_pattern(list(c.ZONE_PHRASES)),
+    )
 
 
 # ----------------------------------------------------------------------------------------------- the reading
@@ -190,7 +218,10 @@ def read_date_value(value: str) -> DateReading:
     ValueError
         With what is missing (no year, no month, an unknown zone name ...).
     """
-    months, weekdays, ampm_table, zones, month_pat, ampm_pat, gmt_pat, fillers = _tables()
+    tb = _tables()
+    months, weekdays, ampm_table, zones, month_pat, ampm_pat, gmt_pat, fillers = (
+        tb.months, tb.weekdays, tb.ampm, tb.zones, tb.month_pat, tb.ampm_pat, tb.gmt_pat, tb.fillers
+    )
     original = value
     m = _LABEL.match(value)
     if m:
@@ -278,6 +309,17 @@ def read_date_value(value: str) -> DateReading:
             elif kind == "am" and hour == 12:
                 hour = 0
             s = _blank(s, a)
+    if offset is None:
+        # a numeric offset standing apart from the time (after an AM/PM marker, or after a time-first date)
+        off = re.search(r"(?:^|[\s(])([+-])(\d{2}):?(\d{2})(?!\d)", s)
+        if off:
+            offset = _offset(off.group(1), off.group(2), off.group(3))
+            s = _blank(s, off)
+    if offset is None:
+        zp = tb.zone_phrase_pat.search(s)
+        if zp:
+            offset = tb.zone_phrases[" ".join(word_runs(zp.group(1)))]
+            s = _blank(s, zp)
     words = word_runs(s)
     if offset is None:
         for w in words:
@@ -308,11 +350,12 @@ def read_date_value(value: str) -> DateReading:
                 month = int(next(g for g in mp.groups() if g is not None))
                 s = _blank(s, mp)
         if month is None:
-            cands = [w for w in word_runs(s) if w in months]
-            cands.sort(key=lambda w: (w in fillers, w in weekdays))
-            if not cands:
-                raise ValueError("no month (name or number)")
-            month = months[cands[0]]
+            ph = tb.month_phrase_pat.search(s)
+            if ph:
+                month = tb.month_phrases[" ".join(word_runs(ph.group(1)))]
+                s = _blank(s, ph)
+        if month is None:
+            month = _month_from_words(word_runs(s), months, weekdays, fillers)
         cd = _CJK["day"].search(s)
         if cd:
             day = int(cd.group(1))
@@ -338,6 +381,29 @@ def read_date_value(value: str) -> DateReading:
 
     alts = (instant(*alt),) if alt is not None else ()
     return DateReading(instant(year, month, day), alts, order, why, has_time, has_zone)
+
+
+def _month_from_words(words: list[str], months: dict[str, int], weekdays: frozenset[str], fillers: frozenset[str]) -> int:
+    """The month a date's words name: an exact month name (one that is no weekday or connector first), else a
+    word that starts with a month name (Basque ``maiatzaren``) or a Hebrew word with a one-letter prefix (``במאי``)."""
+    cands = [w for w in words if w in months]
+    cands.sort(key=lambda w: (w in fillers, w in weekdays))
+    if cands:
+        return months[cands[0]]
+    for w in words:
+        if "\u0590" <= w[0] <= "\u05ff" and w[1:] in months:
+            return months[w[1:]]
+    best = ""
+    for w in words:
+        if w in weekdays:
+            continue
+        for n in range(len(w) - 1, 3, -1):
+            if w[:n] in months and n > len(best):
+                best = w[:n]
+                break
+    if best:
+        return months[best]
+    raise ValueError("no month (name or number)")
 
 
 def _valid(y: int, m: int, d: int) -> bool:

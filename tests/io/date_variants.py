@@ -15,7 +15,7 @@ from babel.dates import format_datetime, get_timezone
 
 #: The instant every variant writes: 2025-05-06 18:09 New York (after the close of Tuesday 2025-05-06), the
 #: Date line of the small real export cboe_ralph-e-boy_gamma-chart/2025-05-06_1809_truncated.
-INSTANT = dt.datetime(2025, 5, 6, 22, 9, tzinfo=dt.timezone.utc)
+INSTANT = dt.datetime(2025, 5, 6, 22, 9, tzinfo=dt.UTC)
 TRADE_DATE = dt.date(2025, 5, 6)
 
 #: Zones the downloader's browser may be in.

@@ -12,7 +12,6 @@ from conftest import REAL, SAMPLES, require_shared
 
 from volsurf.errors import FormatError, ParameterError, TradeDateWarning
 from volsurf.io import load
-from volsurf.io.cboe_csv import light_key
 from volsurf.io.dates import date_value_from_line, parse_as_of, read_date_value
 
 SMALL = REAL / "cboe_ralph-e-boy_gamma-chart/2025-05-06_1809_truncated/quotedata.csv"

@@ -56,3 +56,7 @@ def test_readme_notebook_example_runs():
     assert res.returncode == 0, res.stderr[-2000:]
     rr25, vix = (float(x) for x in res.stdout.split())
     assert -0.2 < rr25 < 0 and 5 < vix < 60
+
+
+def test_all_lists_exactly_the_lazy_names():
+    assert sorted(volsurf.__all__) == sorted(["__version__", *volsurf._LAZY])

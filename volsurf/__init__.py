@@ -63,7 +63,40 @@ _LAZY: dict[str, str] = {
     "VolsurfWarning": "volsurf.errors",
 }
 
-__all__ = ["__version__", *sorted(_LAZY)]
+__all__ = [
+    "EnrichedSnapshot",
+    "FlagThresholds",
+    "GexReport",
+    "Snapshot",
+    "SnapshotMeta",
+    "SnapshotMetrics",
+    "Surface",
+    "VolsurfError",
+    "VolsurfWarning",
+    "__version__",
+    "analyze",
+    "black76_price",
+    "calendar_context",
+    "enrich",
+    "evaluate_flags",
+    "expand_paths",
+    "fit_from_enriched",
+    "fit_surface",
+    "flags_for_file",
+    "gex_report",
+    "implied_volatility",
+    "load",
+    "load_all",
+    "load_many",
+    "otm_put_demand",
+    "rebalance_flow",
+    "skew_index_from_chain",
+    "snapshot_metrics",
+    "track",
+    "variance_index_from_chain",
+    "write_canonical",
+    "write_report",
+]
 
 if TYPE_CHECKING:
     from volsurf.analytics.demand import otm_put_demand

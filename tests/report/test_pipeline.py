@@ -51,4 +51,33 @@ def test_history_flags_identical_and_history_feeds_changes(tmp_path: Path):
     assert summary["skew"]["history_snapshots"] >= 5
     # the 2025-09-01 download was made on Labor Day: its data are the 2025-08-29 session's
     assert summary["skew"]["previous"]["trade_date"] == "2025-08-29"
-    assert summary["headline"]["otm_put_oi_share_change"] is not None
+    # (the two files list no expiry in common, so the like-for-like share change itself is unavailable)
+    assert summary["demand"]["change"] is not None
+    assert summary["demand"]["change"]["like_for_like"]["common_expiries"] == 0
+
+
+def _trend_prices(path: Path, end: str, n: int = 400) -> Path:
+    """A steady 10%-a-year uptrend with a small wiggle ending on ``end`` (business days)."""
+    import numpy as np
+    import pandas as pd
+
+    days = pd.bdate_range(end=end, periods=n)
+    px = 100 * np.exp(0.10 / 252 * np.arange(n) + 0.004 * np.sin(np.arange(n)))
+    pd.DataFrame({"date": days.strftime("%Y-%m-%d"), "close": px}).to_csv(path, index=False)
+    return path
+
+
+def test_cta_flag_and_section_identical_in_flags_and_report(tmp_path: Path):
+    prices = _trend_prices(tmp_path / "spy_daily.csv", "2025-08-29")
+    extra = ("--equity-ytd", "0.12", "--bond-ytd", "0.02", "--cta-prices", str(prices))
+    from_flags, from_report, summary = _both(tmp_path, SPY_AUG, *extra)
+    assert from_flags == from_report
+    names = [n for n, *_ in from_flags]
+    assert "cta_rebalance_alignment" in names
+    cta = summary["cta"]
+    # every lookback of a steady uptrend is long: the aggregate position is positive, each signal +1
+    assert cta["position"] > 0 and all(lb["signal"] == 1 for lb in cta["lookbacks"])
+    assert cta["date"] == "2025-08-29"
+    page = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
+    assert 'id="cta"' in page and "cta_scenarios" in summary["charts"]
+    assert "cta" not in summary["absent"]

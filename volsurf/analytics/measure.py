@@ -153,6 +153,9 @@ class SnapshotMetrics:
         One row per expiry on the surface with the skew figures.
     variance_index : dict
         :meth:`VarianceIndexResult.to_dict` or ``{available: False, reason}``.
+    skew_index : dict
+        :meth:`volsurf.analytics.skew_index.SkewIndexResult.to_dict` (the Cboe SKEW method on the VIX strip) or
+        ``{available: False, reason}``.
     demand : DemandMetrics
     calendar : dict
         :meth:`CalendarContext.to_dict`.
@@ -169,6 +172,7 @@ class SnapshotMetrics:
     demand: DemandMetrics
     calendar: dict[str, Any]
     surface_source: str
+    skew_index: dict[str, Any] = field(default_factory=dict)
     smile_nodes: pd.DataFrame = field(repr=False, default_factory=pd.DataFrame)
     smile_curves: dict[str, tuple[np.ndarray, np.ndarray]] = field(repr=False, default_factory=dict)
     notes: tuple[str, ...] = ()
@@ -176,6 +180,18 @@ class SnapshotMetrics:
     @property
     def variance_index_30d(self) -> float:
         v = self.variance_index.get("index")
+        return float(v) if v is not None else math.nan
+
+    @property
+    def skew_index_30d(self) -> float:
+        """The 30-day SKEW-method index (points, 100 = no skew), NaN when unavailable."""
+        v = self.skew_index.get("index")
+        return float(v) if v is not None else math.nan
+
+    @property
+    def skew_index_sensitivity(self) -> float:
+        """How far the SKEW index moves when the strip loses its farthest puts (points; see docs/skew_index.md)."""
+        v = self.skew_index.get("sensitivity")
         return float(v) if v is not None else math.nan
 
     def cm(self, days: int) -> SmileMetrics | None:
@@ -199,6 +215,8 @@ class SnapshotMetrics:
             for name in METRIC_FIELDS:
                 rec[f"{name}_{d}d"] = getattr(m, name)
         rec["variance_index_30d"] = self.variance_index_30d
+        rec["skew_index_30d"] = self.skew_index_30d
+        rec["skew_index_sensitivity"] = self.skew_index_sensitivity
         rec.update(self.demand.headline())
         qe = self.demand.quarter_end or {}
         rec["quarter_end_expiry"] = qe.get("expiry_date")
@@ -229,6 +247,8 @@ class SnapshotMetrics:
             "per_expiry": self.per_expiry.to_dict(orient="records"),
             "variance_index_30d": self.variance_index_30d,
             "variance_index": self.variance_index,
+            "skew_index_30d": self.skew_index_30d,
+            "skew_index": self.skew_index,
             "otm_put_volume_share": self.demand.otm_put_volume_share,
             "otm_put_oi_share": self.demand.otm_put_oi_share,
             "put_call_volume_ratio": self.demand.put_call_volume_ratio,
@@ -240,15 +260,24 @@ class SnapshotMetrics:
 
 
 def _variance_index(snapshot: Snapshot) -> dict[str, Any]:
-    try:
-        from volsurf.analytics.variance_index import variance_index_from_chain
-    except ImportError:
-        return {"available": False, "index": None, "reason": "volsurf.analytics.variance_index not installed"}
+    from volsurf.analytics.variance_index import variance_index_from_chain
+
     roots = sorted(set(snapshot.frame["root"].astype(str).unique()))
     try:
         res = variance_index_from_chain(snapshot.frame, snapshot.meta.valuation_time, roots=roots)
     except VolsurfError as exc:
         return {"available": False, "index": None, "reason": exc.one_line()}
+    return res.to_dict()
+
+
+def _skew_index(snapshot: Snapshot) -> dict[str, Any]:
+    from volsurf.analytics.skew_index import skew_index_from_chain
+
+    roots = sorted(set(snapshot.frame["root"].astype(str).unique()))
+    try:
+        res = skew_index_from_chain(snapshot.frame, snapshot.meta.valuation_time, roots=roots)
+    except VolsurfError as exc:
+        return {"available": False, "index": None, "reason": exc.one_line(), "warnings": []}
     return res.to_dict()
 
 
@@ -334,6 +363,7 @@ def snapshot_metrics(
         constant_maturity=cms,
         per_expiry=per_df,
         variance_index=_variance_index(snapshot),
+        skew_index=_skew_index(snapshot),
         demand=demand,
         calendar=_calendar(snapshot.meta.trade_date),
         surface_source=source,

@@ -74,6 +74,9 @@ def rebalance_options(func: Callable) -> Callable:
                      help="Daily bond price CSV (date, close) to compute the bond return from."),
         click.option("--since", type=click.Choice(["year", "quarter"]), default="year", show_default=True,
                      help="With price files: returns from the previous year-end or quarter-end close."),
+        click.option("--cta-prices", type=click.Path(dir_okay=False), default=None,
+                     help="Daily closes of the index for the trend-follower (CTA) model and its alignment flag "
+                          "[default: --equity-prices when given]."),
     ]
     for opt in reversed(opts):
         func = opt(func)

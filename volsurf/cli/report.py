@@ -47,7 +47,7 @@ def _readable(h: dict[str, Any]) -> dict[str, Any]:
 @format_option("table")
 def report_cmd(file: str, out_dir: str, previous: str | None, history: tuple[str, ...], equity_ytd: float | None,
                bond_ytd: float | None, equity_prices: str | None, bond_prices: str | None, since: str,
-               assumption: str | None, fmt: str) -> None:
+               cta_prices: str | None, assumption: str | None, fmt: str) -> None:
     """Full analysis of chain FILE: writes DIR/report.html (self-contained), DIR/summary.json and the charts.
 
     The page opens with the verdict (calendar position, gamma regime and flip, walls, ATM IV, variance index,
@@ -58,6 +58,7 @@ def report_cmd(file: str, out_dir: str, previous: str | None, history: tuple[str
     Example:
       volsurf report sample_chains/spx_2026-07-31_close.csv -o out/
       volsurf report today.csv --previous yesterday.csv --equity-ytd 0.12 --bond-ytd -0.01 -o out/
+      volsurf report spx.csv --equity-prices spx_daily.csv --bond-prices agg_daily.csv -o out/
     """
     from tqdm import tqdm
 
@@ -81,7 +82,8 @@ def report_cmd(file: str, out_dir: str, previous: str | None, history: tuple[str
 
         # The surface charts start drawing in a forked child as soon as the fit exists.
         analysis = analyze(file, previous=previous, history=list(history) or None, equity_ytd=equity_ytd,
-                           bond_ytd=bond_ytd, assumption=assumption, progress=step,
+                           bond_ytd=bond_ytd, assumption=assumption, cta_prices=cta_prices or equity_prices,
+                           progress=step,
                            on_surface=lambda snap, surf: start_surface_charts(snap, surf, out_dir))
         page = write_report(analysis, out_dir, progress=step)
     if fmt == "json":

@@ -193,6 +193,7 @@ TRACK_COLUMNS = [
     "rr25_7d",
     "atm_iv_7d",
     "variance_index_30d",
+    "skew_index_30d",
     "otm_put_oi_share",
     "d_otm_put_oi_share",
     "otm_put_volume_share",
@@ -315,7 +316,7 @@ def _short(v: Any) -> str:
 @output_option()
 def flags_cmd(file: str, previous: str | None, history: tuple[str, ...], equity_ytd: float | None,
               bond_ytd: float | None, equity_prices: str | None, bond_prices: str | None, since: str,
-              thresholds: tuple[str, ...], surface_method: str, fmt: str, output: str | None) -> None:
+              cta_prices: str | None, thresholds: tuple[str, ...], surface_method: str, fmt: str, output: str | None) -> None:
     """Evaluate the quarter-end flags on FILE and print each with its strength and evidence.
 
     Rules (docs/skew.md): quarter_end_window, skew_steepening, otm_put_demand_rising, quarter_end_hedging
@@ -347,7 +348,8 @@ def flags_cmd(file: str, previous: str | None, history: tuple[str, ...], equity_
     elif (equity_ytd is None) != (bond_ytd is None):
         raise ParameterError("--equity-ytd and --bond-ytd go together", hint="give both returns, or neither")
     res = flags_for_file(file, previous=previous, history=list(history) or None, equity_ytd=equity_ytd,
-                         bond_ytd=bond_ytd, thresholds=th, surface_method=surface_method)
+                         bond_ytd=bond_ytd, thresholds=th, surface_method=surface_method,
+                         cta_prices=cta_prices or equity_prices)
     flags, rec = res.flags, res.current.record()
     objs = [f.to_dict() for f in flags]
     if fmt == "json":

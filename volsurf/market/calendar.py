@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, fields
 from functools import lru_cache
-
 from typing import Any
 
 import numpy as np

@@ -69,6 +69,13 @@ def chart_tasks(analysis: Analysis, *, include_surface: bool = True) -> list[tup
         ("gex_by_expiry", "charts: gex", lambda: gex_plots.plot_gex_by_bucket(
             g.by_bucket, trade_date=td, underlying=und, assumption=g.assumption.name)),
     ]
+    cta = analysis.cta
+    if cta is not None:
+        from volsurf.plots import cta_plots
+
+        tasks.append(("cta_scenarios", "charts: cta", lambda: cta_plots.plot_cta_scenarios(
+            [s.name for s in cta.scenarios], [s.flow_usd for s in cta.scenarios], [s.position for s in cta.scenarios],
+            date=cta.date.isoformat(), underlying=und)))
     return tasks
 
 

@@ -29,6 +29,8 @@ def _fmt(v: Any, kind: str = "num", digits: int = 2) -> str:
         return f"${v / 1e9:,.{digits}f}bn per 1%"
     if kind == "int":
         return f"{int(v):,}"
+    if kind == "sig":
+        return f"{v:.4g}"
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, (int, float)):
@@ -110,6 +112,10 @@ def render_html(summary: dict[str, Any], charts: dict[str, Path]) -> str:
         _card("ATM IV (30d)", _fmt(h["atm_iv_30d"], "vol"), "forward ATM, constant maturity"),
         _card("Variance index (30d)", _fmt(h["variance_index_30d"]),
               "VIX methodology, VIX points" if h["variance_index_30d"] is not None else html.escape(absent.get("variance_index_30d", ""))),
+        _card("SKEW index (30d)", _fmt(h.get("skew_index_30d")),
+              (f"Cboe SKEW method; {_fmt(summary['skew'].get('skew_index', {}).get('sensitivity'))} points without "
+               "the 3 farthest puts") if h.get("skew_index_30d") is not None
+              else html.escape(absent.get("skew_index_30d", ""))),
         _card("25d risk reversal (30d)", _fmt(h["rr25_30d"], "volpts"),
               f"change {_fmt(h['rr25_30d_change'], 'volpts')}" if h["rr25_30d_change"] is not None
               else html.escape(absent.get("changes", ""))),
@@ -147,6 +153,19 @@ def render_html(summary: dict[str, Any], charts: dict[str, Path]) -> str:
          ("put_skew_10d", "10d put skew", "volpts"), ("put_skew_90_100", "90/100 skew", "volpts"),
          ("slope", "slope dσ/dk", "num"), ("curvature", "curvature", "num")],
     )
+    si = summary["skew"].get("skew_index") or {}
+    si_rows = [{"term": name, **{k: si[name].get(k) for k in ("expiry_date", "forward", "k0", "strip_count", "p1",
+                                                                "p2", "p3", "skewness", "term_skew_index")}}
+               for name in ("near", "next") if isinstance(si.get(name), dict)]
+    skew_index_html = (
+        f"<p>SKEW-method index (Cboe methodology on the VIX strip, docs/skew_index.md): {_fmt(si.get('index'))}; "
+        f"dropping the 3 farthest puts moves it by {_fmt(si.get('sensitivity'))} points.</p>"
+        + _table(si_rows, [("term", "term", "str"), ("expiry_date", "expiry", "str"), ("forward", "F", "num"),
+                           ("k0", "K0", "num"), ("strip_count", "strikes", "int"), ("p1", "P1", "sig"),
+                           ("p2", "P2", "sig"), ("p3", "P3", "sig"), ("skewness", "S", "num"),
+                           ("term_skew_index", "SKEW", "num")])
+        + "".join(f'<div class="warn">{html.escape(str(w))}</div>' for w in si.get("warnings", []))
+    ) if si.get("index") is not None else f'<p class="absent">SKEW index: {html.escape(absent.get("skew_index_30d", ""))}</p>'
     dem = summary["demand"]
     dem_rows = dem.get("by_expiry", [])
     demand_table = _table(
@@ -186,6 +205,26 @@ def render_html(summary: dict[str, Any], charts: dict[str, Path]) -> str:
         )
     else:
         rebalance_html = f'<p class="absent">{html.escape(absent.get("rebalance", ""))}</p>'
+    cta = summary.get("cta")
+    if cta:
+        lb_rows = [{"days": lb["days"], "signal": lb["signal"], "position": lb["position"],
+                    "trigger": lb["trigger_price"], "distance": lb["distance_pct"]} for lb in cta["lookbacks"]]
+        sc_rows = [{"name": s["name"], "price": s["price"], "position": s["position"], "flow": s["flow_usd"]}
+                   for s in cta["scenarios"]]
+        cta_html = (
+            f"<p>Trend-follower model (docs/cta.md) on {html.escape(str(cta['date']))} at {cta['price']:,.2f}: aggregate "
+            f"position {cta['position']:+.2f} of its maximum, estimated equity futures notional "
+            f"${cta['notional_usd'] / 1e9:,.1f}bn, realized vol {_fmt(cta['realized_vol'], 'pct', 1)}.</p>"
+            + _table(lb_rows, [("days", "lookback (sessions)", "int"), ("signal", "signal", "num"),
+                               ("position", "position", "num"), ("trigger", "trigger price", "num"),
+                               ("distance", "distance (%)", "num")])
+            + "<p>Five-session scenarios (flow = change in notional, USD):</p>"
+            + _table(sc_rows, [("name", "scenario", "str"), ("price", "price", "num"),
+                               ("position", "position", "num"), ("flow", "flow (USD)", "num")])
+            + _img(charts, "cta_scenarios", "CTA scenario flows")
+        )
+    else:
+        cta_html = f'<p class="absent">{html.escape(absent.get("cta", ""))}</p>'
     absent_html = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in absent.items())
     title = f"volsurf report: {h['underlying']} {h['trade_date']}"
     return f"""<!DOCTYPE html>
@@ -209,6 +248,7 @@ butterfly, {_fmt(viol.get('raw_calendar'), 'int')} calendar.</p>
 <details><summary>Fit quality per expiry</summary>{surface_table}</details>
 <h2 id="skew">Skew and demand</h2>
 {skew_table}
+{skew_index_html}
 {_img(charts, 'skew_term', 'skew by maturity')}{_img(charts, 'cm_smiles', 'constant-maturity smiles')}
 <h3>OTM put demand by expiry</h3>{demand_table}
 <h2 id="gex">Dealer gamma exposure</h2>
@@ -218,6 +258,7 @@ Dollars per 1% move of the underlying; profile vols sticky-strike from {html.esc
 {bucket_table}
 <details><summary>Robustness: net GEX, flip and walls under each scenario</summary>{robust_table}</details>
 <h2 id="rebalance">Rebalancing context</h2>{rebalance_html}
+<h2 id="cta">Trend followers (CTA)</h2>{cta_html}
 <h2 id="hygiene">Data hygiene</h2>{hygiene_table}
 <h2 id="assumptions">Assumptions</h2>{assumptions_table}
 <p class="sub">Charts rendered: <span id="render-check">0/{len(charts)}</span></p>

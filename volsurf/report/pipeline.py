@@ -20,6 +20,7 @@ from volsurf.report.summary import build_summary
 if TYPE_CHECKING:
     from volsurf.analytics.demand import DemandChange
     from volsurf.analytics.measure import SnapshotMetrics
+    from volsurf.flows.cta import CtaResult
     from volsurf.signals.flags import Flag, FlagThresholds
 
 #: The smile layer every snapshot of one analysis is measured on (``fitted``: the arbitrage-free surface).
@@ -39,6 +40,7 @@ class Analysis:
     rebalance: Any = None
     stage_times: dict[str, float] = field(default_factory=dict)
     early_charts: Any = None  # a ChartJob started as soon as the surface was fitted (see analyze's on_surface)
+    cta: Any = None  # volsurf.flows.cta.CtaResult when a price file was given
 
 
 @dataclass(frozen=True)
@@ -153,11 +155,18 @@ def evaluate(
     equity_ytd: float | None = None,
     bond_ytd: float | None = None,
     thresholds: FlagThresholds | None = None,
+    cta: CtaResult | None = None,
 ) -> list[Flag]:
-    """The flags of ``current`` against ``comparison`` (see :func:`volsurf.signals.flags.evaluate_flags`)."""
-    from volsurf.signals.flags import evaluate_flags
+    """The flags of ``current`` against ``comparison`` (see :func:`volsurf.signals.flags.evaluate_flags`).
 
-    return evaluate_flags(
+    With a trend-follower model result ``cta`` the list also holds ``cta_rebalance_alignment``
+    (:func:`volsurf.flows.cta.cta_alignment_flag`: the rebalancing trade and the CTA flow point the same way).
+    """
+    import dataclasses
+
+    from volsurf.signals.flags import Flag, evaluate_flags
+
+    flags = evaluate_flags(
         current.record(),
         previous=comparison.previous_record,
         history=list(comparison.history_records) if comparison.history_records is not None else None,
@@ -166,6 +175,21 @@ def evaluate(
         bond_ytd=bond_ytd,
         thresholds=thresholds,
     )
+    if cta is not None:
+        from volsurf.flows.cta import cta_alignment_flag
+        from volsurf.flows.rebalance import rebalance_flow
+
+        reb = (rebalance_flow({"equity": equity_ytd, "bond": bond_ytd})
+               if equity_ytd is not None and bond_ytd is not None else None)
+        flags.append(Flag(**dataclasses.asdict(cta_alignment_flag(reb, cta))))
+    return flags
+
+
+def cta_for(prices_path: str, trade_date: Any, column: str | None = None) -> CtaResult:
+    """The trend-follower model on the snapshot's trade date from a daily price file (last close on or before)."""
+    from volsurf.flows.cta import cta_positioning, load_prices
+
+    return cta_positioning(load_prices(prices_path, column=column), date=trade_date)
 
 
 @dataclass(frozen=True)
@@ -175,6 +199,7 @@ class FlagsResult:
     current: SnapshotMetrics
     comparison: Comparison
     flags: list[Flag]
+    cta: CtaResult | None = None
 
 
 def flags_for_file(
@@ -186,6 +211,7 @@ def flags_for_file(
     bond_ytd: float | None = None,
     thresholds: FlagThresholds | None = None,
     surface_method: str = DEFAULT_SURFACE_METHOD,
+    cta_prices: str | None = None,
 ) -> FlagsResult:
     """Load, measure and compare one chain file and evaluate its flags (the same steps as :func:`analyze`)."""
     from volsurf.analytics.measure import path_metrics
@@ -193,8 +219,9 @@ def flags_for_file(
     current = path_metrics(path, surface=surface_method)
     comparison = compare(current, current_path=path, previous=previous, history=history,
                          surface_method=surface_method, thresholds=thresholds)
-    flags = evaluate(current, comparison, equity_ytd=equity_ytd, bond_ytd=bond_ytd, thresholds=thresholds)
-    return FlagsResult(current, comparison, flags)
+    cta = cta_for(cta_prices, current.trade_date) if cta_prices else None
+    flags = evaluate(current, comparison, equity_ytd=equity_ytd, bond_ytd=bond_ytd, thresholds=thresholds, cta=cta)
+    return FlagsResult(current, comparison, flags, cta)
 
 
 def analyze(
@@ -205,6 +232,8 @@ def analyze(
     equity_ytd: float | None = None,
     bond_ytd: float | None = None,
     assumption: str | None = None,
+    cta_prices: str | None = None,
+    thresholds: FlagThresholds | None = None,
     progress: Callable[[str], None] | None = None,
     on_surface: Callable[[Any, Any], Any] | None = None,
 ) -> Analysis:
@@ -220,6 +249,10 @@ def analyze(
         Earlier snapshots (files, directories, globs): trailing baselines for the flags.
     equity_ytd, bond_ytd : float, optional
         Year-to-date (or since-last-rebalance) returns, decimal, for the rebalancing-flow context.
+    cta_prices : str, optional
+        Daily closes of the underlying's index (CSV) for the trend-follower (CTA) model and its alignment flag.
+    thresholds : FlagThresholds, optional
+        Flag thresholds (default: the documented defaults).
     assumption : str, optional
         Dealer positioning for GEX (default: :data:`volsurf.analytics.gex.DEFAULT_ASSUMPTION`).
     progress : callable, optional
@@ -254,8 +287,11 @@ def analyze(
         snapshot, enriched=enriched, fitted_surface=surface, per_expiry=False, chart_data=True))
 
     comparison = timed("compare", lambda: compare(
-        metrics, current_path=path, previous=previous, history=history, surface_method=DEFAULT_SURFACE_METHOD))
-    flags = timed("flags", lambda: evaluate(metrics, comparison, equity_ytd=equity_ytd, bond_ytd=bond_ytd))
+        metrics, current_path=path, previous=previous, history=history, surface_method=DEFAULT_SURFACE_METHOD,
+        thresholds=thresholds))
+    cta = cta_for(cta_prices, snapshot.meta.trade_date) if cta_prices else None
+    flags = timed("flags", lambda: evaluate(metrics, comparison, equity_ytd=equity_ytd, bond_ytd=bond_ytd,
+                                            thresholds=thresholds, cta=cta))
     gex_kwargs: dict[str, Any] = {"vol": gexmod.surface_vol(surface)}
     if assumption:
         gex_kwargs["assumption"] = assumption
@@ -279,5 +315,6 @@ def analyze(
         rebalance=rebalance,
         equity_ytd=equity_ytd,
         bond_ytd=bond_ytd,
+        cta=cta,
     )
-    return Analysis(summary, snapshot, enriched, surface, metrics, gex, rebalance, times, early)
+    return Analysis(summary, snapshot, enriched, surface, metrics, gex, rebalance, times, early, cta)

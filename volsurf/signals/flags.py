@@ -389,7 +389,35 @@ def skew_steepening_flag(
         _score_metric(f"rr25_{d}d", current, previous, history, th.rr25_change, th.min_std_vol, th),
         _score_metric(f"put_skew_90_100_{d}d", current, previous, history, th.put_skew_change, th.min_std_vol, th),
     ]
-    return _rule_from_scores("skew_steepening", desc, scores)
+    flag = _rule_from_scores("skew_steepening", desc, scores)
+    if flag.evaluated:
+        skew_ev = _skew_index_evidence(current, previous if previous is not None else (history or [None])[-1])
+        if skew_ev is not None:
+            flag.evidence["skew_index_30d"] = skew_ev
+    return flag
+
+
+def _skew_index_evidence(current: Mapping[str, Any], previous: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The SKEW-method index's change beside the smile measures (evidence only, never a trigger).
+
+    A rise in SKEW is a steepening. Its far-put-wing sensitivity (the move when the strip loses its three
+    farthest puts) is shown with it: a change inside the larger of the two snapshots' sensitivities is within
+    what the wing's last quotes alone can do.
+    """
+    x = _num(current, "skew_index_30d")
+    if not math.isfinite(x):
+        return None
+    x0 = _num(previous, "skew_index_30d")
+    sens = max((abs(v) for v in (_num(current, "skew_index_sensitivity"), _num(previous, "skew_index_sensitivity"))
+                if math.isfinite(v)), default=math.nan)
+    change = x - x0
+    return {
+        "value": x,
+        "previous": x0,
+        "change": change,
+        "wing_sensitivity": sens,
+        "change_beyond_wing_sensitivity": bool(math.isfinite(change) and math.isfinite(sens) and abs(change) > sens),
+    }
 
 
 def _pick_maturity(

@@ -421,7 +421,8 @@ def quarter_end_study(
       over the ``n_bootstrap`` resamples (the two sets are resampled independently, the b-th resample of
       one paired with the b-th of the other); ``p_value``: two-sided permutation test of the difference,
       ``(1 + #{|d*| >= |d|}) / (1 + n_permutations)`` where ``d*`` is the difference after randomly
-      relabelling the pooled quarter-end and other month-end deltas.
+      relabelling the pooled quarter-end and other month-end deltas (each relabelling draws the quarter-end
+      group as the events with the smallest of ``n`` iid uniform keys, a uniformly random subset).
 
     Draw order from ``numpy.random.default_rng(seed)``: the bootstrap resamples of the quarter-end, other
     month-end, year-end and quarterly-expiration events (each used for that set's intervals, the first two
@@ -473,8 +474,11 @@ def quarter_end_study(
         dstar = boot_means["quarter_end"] - boot_means["other_month_end"]
         ci_lo, ci_hi = (float(x) for x in np.percentile(dstar, [2.5, 97.5]))
         pooled = np.concatenate([qe, om])
-        perm = rng.permuted(np.tile(pooled, (n_permutations, 1)), axis=1)
-        d_perm = perm[:, : qe.size].mean(axis=1) - perm[:, qe.size :].mean(axis=1)
+        # a relabelling = a uniformly random quarter-end subset: the indices of the smallest iid uniform keys
+        keys = rng.random((n_permutations, pooled.size))
+        pick = np.argpartition(keys, qe.size - 1, axis=1)[:, : qe.size]
+        s_q = pooled[pick].sum(axis=1)
+        d_perm = s_q / qe.size - (pooled.sum() - s_q) / om.size
         tol = 1e-12 * max(1.0, float(np.abs(pooled).max()))
         p = float((1 + np.count_nonzero(np.abs(d_perm) >= abs(difference) - tol)) / (1 + n_permutations))
     else:

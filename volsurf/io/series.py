@@ -16,6 +16,7 @@ Accepted layouts (all seen in public data):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,18 @@ _MISSING_MODES = ("error", "drop")
 
 
 def _read_text_frame(p: Path, spath: str) -> pd.DataFrame:
+    """:func:`_read_uncached` through a small cache keyed by path, size and modification time (a study reads
+    several columns of one file)."""
+    st = p.stat()
+    return _read_cached(str(p.resolve()), st.st_size, st.st_mtime_ns, spath).copy()
+
+
+@lru_cache(maxsize=8)
+def _read_cached(resolved: str, size: int, mtime_ns: int, spath: str) -> pd.DataFrame:
+    return _read_uncached(Path(resolved), spath)
+
+
+def _read_uncached(p: Path, spath: str) -> pd.DataFrame:
     """All cells as stripped strings (no type guessing), header names stripped of blanks and BOMs."""
     last_exc: Exception | None = None
     for encoding in ("utf-8-sig", "cp1252"):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -52,22 +53,27 @@ def _check_lookback(lookback: int) -> int:
     return int(lookback)
 
 
+@lru_cache(maxsize=1)
+def _session_index() -> pd.DatetimeIndex:
+    """All XNYS sessions (tz-naive midnight timestamps)."""
+    from volsurf.market.calendar import nyse
+
+    sessions = pd.DatetimeIndex(nyse().sessions)
+    return sessions.tz_localize(None) if sessions.tz is not None else sessions
+
+
 def session_values(series: pd.Series) -> pd.Series:
     """``series`` placed on the XNYS sessions of its span (NaN where it has no value).
 
     Values dated on a non-session day are left out; so are dates outside the exchange calendar (which starts
     in 1990). The result's index is the sessions from the first to the last in-calendar date of the series.
     """
-    from volsurf.market.calendar import nyse
-
     s = series.dropna()
     if not isinstance(s.index, pd.DatetimeIndex):
         raise ParameterError("a dated series needs a DatetimeIndex")
     idx = s.index.tz_localize(None) if s.index.tz is not None else s.index
     s = pd.Series(s.to_numpy(dtype=float), index=idx.normalize())
-    sessions = pd.DatetimeIndex(nyse().sessions)
-    if sessions.tz is not None:
-        sessions = sessions.tz_localize(None)
+    sessions = _session_index()
     s = s[(s.index >= sessions[0]) & (s.index <= sessions[-1])]
     if s.empty:
         return pd.Series([], index=pd.DatetimeIndex([]), dtype=float)

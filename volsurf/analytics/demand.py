@@ -33,10 +33,6 @@ from volsurf.errors import DataError
 _NEEDED = ("expiry", "expiry_date", "strike", "type", "volume", "open_interest")
 
 
-def _ratio(num: float, den: float) -> float:
-    return float(num / den) if den > 0 and math.isfinite(num) and math.isfinite(den) else math.nan
-
-
 def row_forwards(frame: pd.DataFrame, forward: Any = None, spot: float | None = None) -> np.ndarray:
     """Forward for each row of ``frame``.
 

@@ -33,7 +33,7 @@ from volsurf.analytics.skew import (
 from volsurf.errors import DataError, ParameterError, VolsurfError
 from volsurf.market.snapshot import Snapshot
 
-# Fewest OTM quotes with a mid IV for an expiry to enter the fallback surface, and the ATM must be bracketed.
+# Fewest OTM quotes with a mid IV for an expiry to enter the node surface, and the ATM must be bracketed.
 MIN_NODES = 5
 
 
@@ -47,7 +47,7 @@ class SurfaceInput:
     source: str
 
 
-def fallback_surface(frame: pd.DataFrame) -> SurfaceInput:
+def node_surface(frame: pd.DataFrame) -> SurfaceInput:
     """:class:`NodeSmileSurface` from an enriched frame: OTM mid IVs (``iv_status == 'ok'``) per expiry.
 
     Expiries with fewer than :data:`MIN_NODES` usable quotes or no quote on one side of the forward are left
@@ -107,19 +107,15 @@ SURFACE_METHODS = ("nodes", "fitted")
 def build_surface(enriched: Any, method: str = "nodes") -> SurfaceInput:
     """The surface handed to the skew core.
 
-    ``nodes`` (default): :func:`fallback_surface`, PCHIP through OTM mid IVs (milliseconds per chain).
-    ``fitted``: the arbitrage-free ``volsurf.surface.fit.fit_surface`` (seconds per chain; falls back to ``nodes``
-    with a note when that module is absent).
+    ``nodes`` (default): :func:`node_surface`, PCHIP through OTM mid IVs (milliseconds per chain).
+    ``fitted``: the arbitrage-free :func:`volsurf.surface.fit.fit_surface` (about half a second per chain).
     """
     if method not in SURFACE_METHODS:
         raise ParameterError(f"unknown surface method {method!r}", hint=f"one of {', '.join(SURFACE_METHODS)}")
     if method == "nodes":
-        return fallback_surface(enriched.frame)
-    try:
-        from volsurf.surface.fit import expiry_quotes_from_enriched, fit_surface
-    except ImportError:
-        si = fallback_surface(enriched.frame)
-        return SurfaceInput(si.surface, si.expiry_times, si.expiries, si.source + " (volsurf.surface.fit missing)")
+        return node_surface(enriched.frame)
+    from volsurf.surface.fit import expiry_quotes_from_enriched, fit_surface
+
     return surface_input_from_fit(fit_surface(expiry_quotes_from_enriched(enriched)))
 
 

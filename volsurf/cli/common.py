@@ -27,6 +27,18 @@ def output_option(help_text: str = "Write to this file instead of stdout.") -> C
     return click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help=help_text)
 
 
+def as_of_option() -> Callable:
+    """``--as-of TIME``: the chain's as-of time, replacing the file's (required by files that carry none)."""
+    return click.option(
+        "--as-of",
+        "as_of",
+        default=None,
+        metavar="TIME",
+        help="As-of time of the chain, replacing the file's (New York time unless a zone is given, e.g. "
+        "'2022-04-01 16:15' or '2022-04-01T20:15Z'). Needed for files without one (older Cboe JSON).",
+    )
+
+
 def plot_dir_option() -> Callable:
     """``--plot DIR``: write charts as PNG into DIR."""
     return click.option(

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from volsurf.cli.common import emit, format_option, output_option, plot_dir_option
+from volsurf.cli.common import as_of_option, emit, format_option, output_option, plot_dir_option
 
 BY_STRIKE_COLUMNS = ["strike", "call_gex", "put_gex", "net_gex"]
 BUCKET_COLUMNS = ["bucket", "expiries", "contracts", "open_interest", "call_gex", "put_gex", "net_gex", "dex"]
@@ -103,8 +103,10 @@ def _header(d: dict[str, Any]) -> dict[str, Any]:
               help="Contract multiplier (100 for SPX/SPY/NDX/XSP).")
 @click.option("--robustness/--no-robustness", default=True, show_default=True,
               help="Recompute net GEX, flip and walls under every assumption and bid/ask IVs.")
+@as_of_option()
 def gex_cmd(file: str, fmt: str, output: str | None, plot_dir: str | None, expiries: str, assumption: str,
-            vol_model: str, width: float, points: int, eod: bool, multiplier: float, robustness: bool) -> None:
+            vol_model: str, width: float, points: int, eod: bool, multiplier: float, robustness: bool,
+            as_of: str | None) -> None:
     """Dealer gamma exposure of chain FILE: net GEX (total, by strike, by expiry bucket), DEX, vanna and
     charm exposure, the net GEX profile over hypothetical spots, the gamma flip with its range across
     assumptions, and the call/put walls. Dollar figures are USD per 1% move of the underlying (table: $bn).
@@ -119,7 +121,7 @@ def gex_cmd(file: str, fmt: str, output: str | None, plot_dir: str | None, expir
     from volsurf.io.formats import load
     from volsurf.pricing.enrich import enrich
 
-    enriched = enrich(load(file))
+    enriched = enrich(load(file, as_of=as_of))
     vol = None
     if vol_model == "surface":
         from volsurf.surface.summary import fit_from_enriched

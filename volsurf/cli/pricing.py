@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from volsurf.cli.common import emit, format_option, output_option
+from volsurf.cli.common import as_of_option, emit, format_option, output_option
 
 IV_COLUMNS = [
     "contract", "root", "expiry", "strike", "type", "t", "forward", "discount", "bid", "ask", "mid",
@@ -33,7 +33,9 @@ def _records(frame: Any, columns: list[str]) -> list[dict[str, Any]]:
 @click.option("--otm-only", is_flag=True, help="Only the out-of-the-money side (the smile).")
 @format_option()
 @output_option()
-def iv_cmd(file: str, rate: float | None, expiry_filter: str | None, otm_only: bool, fmt: str, output: str | None) -> None:
+@as_of_option()
+def iv_cmd(file: str, rate: float | None, expiry_filter: str | None, otm_only: bool, fmt: str, output: str | None,
+           as_of: str | None) -> None:
     """Per-contract implied vols (bid/mid/ask), forwards and greeks for chain FILE.
 
     Columns: contract, root, expiry (settlement time), strike, type, t (years), forward, discount, iv_bid,
@@ -49,7 +51,7 @@ def iv_cmd(file: str, rate: float | None, expiry_filter: str | None, otm_only: b
     from volsurf.pricing.enrich import enrich
     from volsurf.pricing.forwards import DEFAULT_RATE
 
-    enriched = enrich(load(file), default_rate=DEFAULT_RATE if rate is None else rate)
+    enriched = enrich(load(file, as_of=as_of), default_rate=DEFAULT_RATE if rate is None else rate)
     f = enriched.frame
     if expiry_filter:
         f = f[f["expiry_date"] == expiry_filter]
@@ -65,7 +67,8 @@ def iv_cmd(file: str, rate: float | None, expiry_filter: str | None, otm_only: b
 @click.option("--rate", type=float, default=None, help="Fallback rate (decimal) where parity cannot give one.")
 @format_option()
 @output_option()
-def forwards_cmd(file: str, rate: float | None, fmt: str, output: str | None) -> None:
+@as_of_option()
+def forwards_cmd(file: str, rate: float | None, fmt: str, output: str | None, as_of: str | None) -> None:
     """Per-expiry implied forward, discount factor, implied rate, implied dividend yield and ATM IV for FILE.
 
     Forwards come from put-call parity on the chain itself (robust regression of C - P on K near the money);
@@ -79,7 +82,7 @@ def forwards_cmd(file: str, rate: float | None, fmt: str, output: str | None) ->
     from volsurf.pricing.enrich import enrich
     from volsurf.pricing.forwards import DEFAULT_RATE
 
-    enriched = enrich(load(file), default_rate=DEFAULT_RATE if rate is None else rate)
+    enriched = enrich(load(file, as_of=as_of), default_rate=DEFAULT_RATE if rate is None else rate)
     records = _records(enriched.expiries, FORWARD_COLUMNS)
     header = {"underlying": enriched.meta.underlying, "spot": enriched.meta.spot,
               "valuation_time": enriched.meta.valuation_time.isoformat()}

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from volsurf.cli.common import format_option, rebalance_options, resolve_returns
+from volsurf.cli.common import as_of_option, format_option, rebalance_options, resolve_returns
 
 
 def _readable(h: dict[str, Any]) -> dict[str, Any]:
@@ -45,9 +45,10 @@ def _readable(h: dict[str, Any]) -> dict[str, Any]:
 @rebalance_options
 @click.option("--assumption", default=None, help="Dealer positioning for GEX (see `volsurf gex --help`).")
 @format_option("table")
+@as_of_option()
 def report_cmd(file: str, out_dir: str, previous: str | None, history: tuple[str, ...], equity_ytd: float | None,
                bond_ytd: float | None, equity_prices: str | None, bond_prices: str | None, since: str,
-               cta_prices: str | None, assumption: str | None, fmt: str) -> None:
+               cta_prices: str | None, assumption: str | None, fmt: str, as_of: str | None) -> None:
     """Full analysis of chain FILE: writes DIR/report.html (self-contained), DIR/summary.json and the charts.
 
     The page opens with the verdict (calendar position, gamma regime and flip, walls, ATM IV, variance index,
@@ -63,13 +64,14 @@ def report_cmd(file: str, out_dir: str, previous: str | None, history: tuple[str
     from tqdm import tqdm
 
     from volsurf.cli.output import dumps_json, key_values_table
+    from volsurf.io.detect import as_of_for
     from volsurf.io.formats import load
     from volsurf.report.charts import start_surface_charts
     from volsurf.report.html import write_report
     from volsurf.report.pipeline import analyze
 
     # The trade date is needed only to compute returns from price files.
-    trade_date = load(file).meta.trade_date if equity_prices is not None else None
+    trade_date = load(file, as_of=as_of).meta.trade_date if equity_prices is not None else None
     equity_ytd, bond_ytd = resolve_returns(equity_ytd, bond_ytd, equity_prices, bond_prices, since, trade_date)
     # No tqdm monitor thread: charts are drawn in forked workers, and fork() wants a single-threaded parent.
     tqdm.monitor_interval = 0
@@ -81,10 +83,11 @@ def report_cmd(file: str, out_dir: str, previous: str | None, history: tuple[str
             bar.update(1)
 
         # The surface charts start drawing in a forked child as soon as the fit exists.
-        analysis = analyze(file, previous=previous, history=list(history) or None, equity_ytd=equity_ytd,
-                           bond_ytd=bond_ytd, assumption=assumption, cta_prices=cta_prices or equity_prices,
-                           progress=step,
-                           on_surface=lambda snap, surf: start_surface_charts(snap, surf, out_dir))
+        with as_of_for(file, as_of):  # --as-of applies to FILE only, not to --previous/--history
+            analysis = analyze(file, previous=previous, history=list(history) or None, equity_ytd=equity_ytd,
+                               bond_ytd=bond_ytd, assumption=assumption, cta_prices=cta_prices or equity_prices,
+                               progress=step,
+                               on_surface=lambda snap, surf: start_surface_charts(snap, surf, out_dir))
         page = write_report(analysis, out_dir, progress=step)
     if fmt == "json":
         click.echo(dumps_json(analysis.summary["headline"]))

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from volsurf.cli.common import emit, format_option, output_option, plot_dir_option
+from volsurf.cli.common import as_of_option, emit, format_option, output_option, plot_dir_option
 
 # Maturities (calendar days) that get their own smile file; the nearest expiry to each, duplicates dropped.
 SINGLE_SMILE_DAYS = (7.0, 30.0, 90.0, 365.0)
@@ -68,7 +68,9 @@ def write_surface_plots(surface: Any, *, underlying: str, trade_date: Any, plot_
 @click.option("--svg", is_flag=True, help="With --plot: also write each chart as SVG.")
 @click.option("--min-days", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
               help="Leave out expiries with at most this many calendar days to expiry.")
-def surface_cmd(file: str, fmt: str, output: str | None, plot_dir: str | None, svg: bool, min_days: float) -> None:
+@as_of_option()
+def surface_cmd(file: str, fmt: str, output: str | None, plot_dir: str | None, svg: bool, min_days: float,
+                as_of: str | None) -> None:
     """Fit the arbitrage-free implied-vol surface of one chain FILE and report, per expiry, the forward,
     the ATM vol, the raw-SVI parameters and how well each layer fits the bid/ask quotes.
 
@@ -95,7 +97,7 @@ def surface_cmd(file: str, fmt: str, output: str | None, plot_dir: str | None, s
 
     if svg and not plot_dir:
         raise click.UsageError("--svg needs --plot DIR")
-    enriched = enrich(load(file))
+    enriched = enrich(load(file, as_of=as_of))
     surface = fit_from_enriched(enriched, min_days=min_days)
     summary = surface_summary(surface, enriched)
     if fmt == "csv":

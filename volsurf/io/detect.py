@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import glob
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -71,8 +73,40 @@ LOADERS: dict[str, Loader] = {
 CHAIN_SUFFIXES = (".csv", ".txt", ".json")
 
 
+#: Per-file as-of overrides set by :func:`as_of_for` (path -> as-of), read by :func:`load` when the caller passes
+#: none: lets a command give ``--as-of`` for its chain file to code that loads it by path (the report pipeline).
+_AS_OF_FOR: contextvars.ContextVar[dict[str, object] | None] = contextvars.ContextVar("volsurf_as_of_for", default=None)
+
+
+@contextlib.contextmanager
+def as_of_for(path: str | os.PathLike, as_of: object) -> Iterator[None]:
+    """Within the block, :func:`load` of ``path`` (and only that file) uses ``as_of`` unless given another.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The chain file.
+    as_of : str, Timestamp or None
+        The as-of time (None: no override).
+    """
+    if as_of is None:
+        yield
+        return
+    current = dict(_AS_OF_FOR.get() or {})
+    current[os.path.abspath(str(path))] = as_of
+    token = _AS_OF_FOR.set(current)
+    try:
+        yield
+    finally:
+        _AS_OF_FOR.reset(token)
+
+
 def _options(path: str, options: dict[str, object]) -> dict[str, object]:
     """``options`` with ``as_of`` read into a New York timestamp (dropped when None)."""
+    if options.get("as_of") is None:
+        override = (_AS_OF_FOR.get() or {}).get(os.path.abspath(path))
+        if override is not None:
+            options["as_of"] = override
     as_of = options.get("as_of")
     if as_of is None:
         options.pop("as_of", None)

@@ -81,7 +81,8 @@ def track(
     Parameters
     ----------
     paths : sequence of str
-        Expanded with :func:`volsurf.io.formats.expand_paths`.
+        Expanded with :func:`volsurf.io.expand_paths`; unreadable files and duplicate snapshots (same underlying,
+        trade date and quotes) are skipped with their reason (:func:`volsurf.io.collect.screen_files`).
     progress : bool, optional
         tqdm progress bar on stderr (default: on a TTY with more than 10 files).
     jobs : int
@@ -97,15 +98,15 @@ def track(
     metrics_fn : callable
         Per-file function (default :func:`path_metrics` with ``surface``).
     """
-    from volsurf.io.formats import expand_paths
+    from volsurf.io.collect import screen_files
     from volsurf.signals.flags import rolling_baseline
 
     if metrics_fn is None:
         metrics_fn = partial(path_metrics, surface=surface)
-    files = expand_paths(paths)
-    if not files:
+    files, screened_out, _notes = screen_files(paths, strict=strict)
+    if not files and not screened_out:
         raise ParameterError("no files to track", hint="give files, directories or globs")
-    skipped: list[tuple[str, str]] = []
+    skipped: list[tuple[str, str]] = list(screened_out)
     results: list[SnapshotMetrics] = []
 
     def handle(path: str, res: SnapshotMetrics | VolsurfError) -> None:

@@ -259,7 +259,7 @@ def write_page(run: dict, elapsed: float, shared: Path, commands: str) -> str:
             f"quarter-ends): difference {_g(ipc['difference'])}, CI [{_g(ipc['difference_ci95'][0])}, "
             f"{_g(ipc['difference_ci95'][1])}], q = {_p(ipc['q_value'])}. Daily put/call ratios are noisy and "
             "the history is short; the data cannot tell a quarter-end rise in index put demand from none (the "
-            "SPX+SPXW, equity and total ratios in the table agree).")
+            "SPX+SPXW, equity and total ratios agree, with or without the placeholder values, see Data checks).")
     if gex:
         add(f"- **SqueezeMetrics GEX** (dollars of dealer gamma per 1% move, their model): quarter-end delta "
             f"{_g(gex['quarter_end']['mean_change'])} vs {_g(gex['other_month_end']['mean_change'])}; "
@@ -277,6 +277,28 @@ def write_page(run: dict, elapsed: float, shared: Path, commands: str) -> str:
             + "; ".join(f"{labels.get(k, (k, ''))[0]} q = {_p(float(q))}" for k, q in zip(story, q5, strict=True))
             + ".")
         add("")
+    from volsurf.io.series import read_dated_series
+
+    idx_pcr = read_dated_series(shared / PCR_FILE, column="INDEX_PUT_CALL_RATIO", missing="drop")
+    counts = idx_pcr[~idx_pcr.isin(PLACEHOLDERS)].value_counts()
+    add("### Data checks")
+    add("")
+    add(f"The 2019-2026 put/call file holds values of exactly {' and '.join(f'{v:g}' for v in PLACEHOLDERS)} on "
+        f"days when the other ratios look normal (the index ratio's median is {idx_pcr.median():.2f}): "
+        f"placeholders of the source, not ratios (the index ratio also shows {counts.index[0]:.2f} on "
+        f"{int(counts.iloc[0])} days against {int(counts.iloc[1])} for the next most frequent value, which may be "
+        "a placeholder too; it is kept). The study reads the files as published, so they are in the table "
+        "above, and they make the put/call paths spiky. With them treated as missing (events touching them "
+        "dropped), same settings:")
+    add("")
+    add("| series | placeholder days | quarter-end mean (n) | other month-end mean (n) | difference | 95% CI | p |")
+    add("|---|---|---|---|---|---|---|")
+    for row in placeholder_rows(shared, run):
+        add(row)
+    add("")
+    add("VVIX's first rows (2006-03-06 at 71.73, then 2006-03-15 at 15.71) look wrong too; no event window "
+        "reaches them (the first event is 2006-03-31, whose T-10 is 2006-03-17).")
+    add("")
     add("Caveats: events are about a month apart and treated as independent (10-session windows of consecutive "
         "events do not overlap, but volatility regimes persist, so intervals are somewhat optimistic); the "
         "quarter-end window shares its start with the quarterly expiration week, so calendar effects of the "
@@ -336,6 +358,41 @@ CALIBRATION_EXAMPLES = [
     ("cboe_indices/VIX_History.csv", "VIX (close)", 1),
     ("squeezemetrics_dix_gex_daily.csv:gex", "SqueezeMetrics GEX (a fall = less dealer gamma)", -1),
 ]
+
+
+# Values that occur in the 2019-2026 put/call file far outside any ratio's range, repeated exactly, in several
+# columns on different days: placeholders of the source, not ratios.
+PLACEHOLDERS = (4.22, 11.0)
+PCR_FILE = "put_call/cboe_put_call_ratios_2019_2026.csv"
+PCR_COLUMNS = [
+    ("INDEX_PUT_CALL_RATIO", "Index put/call"),
+    ("SPX_SPXW_PUT_CALL_RATIO", "SPX+SPXW put/call"),
+    ("TOTAL_PUT_CALL_RATIO", "Total put/call"),
+    ("ETP_PUT_CALL_RATIO", "ETP put/call"),
+]
+
+
+def placeholder_rows(shared: Path, run: dict) -> list[str]:
+    """The put/call ratios with the placeholder values removed (as missing), same study settings as the run."""
+    from volsurf.history.study import quarter_end_study
+    from volsurf.io.series import read_dated_series
+
+    first = run["series"][0]
+    rows = []
+    for col, label in PCR_COLUMNS:
+        s = read_dated_series(shared / PCR_FILE, column=col, missing="drop")
+        bad = s.isin(PLACEHOLDERS)
+        r = quarter_end_study(
+            s[~bad], name=label, column=col, lookback=first["lookback"], horizon=first["horizon"],
+            n_bootstrap=first["n_bootstrap"], n_permutations=first["n_permutations"], seed=first["seed"],
+        )
+        qe, om = r.sets["quarter_end"], r.sets["other_month_end"]
+        rows.append(
+            f"| {label} | {int(bad.sum())} | {_g(qe.mean_change)} ({qe.n_events}) | {_g(om.mean_change)} "
+            f"({om.n_events}) | {_g(r.difference)} | [{_g(r.difference_ci95[0])}, {_g(r.difference_ci95[1])}] | "
+            f"{_p(r.p_value)} |"
+        )
+    return rows
 
 
 def calibration_rows(shared: Path, lookback: int) -> list[str]:

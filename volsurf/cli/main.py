@@ -80,7 +80,10 @@ def main(argv: list[str] | None = None) -> None:
     warnings.simplefilter("default", VolsurfWarning)
     try:
         cli.main(args=argv, prog_name="volsurf", standalone_mode=False)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt) or isinstance(exc.__context__, KeyboardInterrupt):
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
         click.echo("Aborted.", err=True)
         sys.exit(1)
     except click.ClickException as exc:

@@ -63,6 +63,7 @@ def report_cmd(file: str, out_dir: str, previous: str | None, history: tuple[str
     """
     from tqdm import tqdm
 
+    from volsurf._paths import output_dir, staging
     from volsurf.cli.output import dumps_json, key_values_table
     from volsurf.io.detect import as_of_for
     from volsurf.io.formats import load
@@ -76,19 +77,34 @@ def report_cmd(file: str, out_dir: str, previous: str | None, history: tuple[str
     # No tqdm monitor thread: charts are drawn in forked workers, and fork() wants a single-threaded parent.
     tqdm.monitor_interval = 0
     stages = 11
-    with tqdm(total=stages, desc="volsurf report", unit="step", disable=None, leave=False) as bar:
+    out = output_dir(out_dir, "report folder")
+    jobs: list[Any] = []
+
+    def charts_early(snap: Any, surf: Any) -> Any:
+        job = start_surface_charts(snap, surf, stage)
+        jobs.append(job)
+        return job
+
+    # Everything is drawn into a staging folder inside DIR and moved into place when complete: an interrupted
+    # or failed run leaves the previous report as it was.
+    with tqdm(total=stages, desc="volsurf report", unit="step", disable=None, leave=False) as bar, \
+            staging(out) as stage:
 
         def step(name: str) -> None:
             bar.set_postfix_str(name)
             bar.update(1)
 
-        # The surface charts start drawing in a forked child as soon as the fit exists.
-        with as_of_for(file, as_of):  # --as-of applies to FILE only, not to --previous/--history
-            analysis = analyze(file, previous=previous, history=list(history) or None, equity_ytd=equity_ytd,
-                               bond_ytd=bond_ytd, assumption=assumption, cta_prices=cta_prices or equity_prices,
-                               progress=step,
-                               on_surface=lambda snap, surf: start_surface_charts(snap, surf, out_dir))
-        page = write_report(analysis, out_dir, progress=step)
+        try:
+            # The surface charts start drawing in a forked child as soon as the fit exists.
+            with as_of_for(file, as_of):  # --as-of applies to FILE only, not to --previous/--history
+                analysis = analyze(file, previous=previous, history=list(history) or None, equity_ytd=equity_ytd,
+                                   bond_ytd=bond_ytd, assumption=assumption, cta_prices=cta_prices or equity_prices,
+                                   progress=step, on_surface=charts_early)
+            page = write_report(analysis, out, progress=step, stage=stage)
+        finally:
+            for job in jobs:
+                if job is not None:
+                    job.terminate()
     if fmt == "json":
         click.echo(dumps_json(analysis.summary["headline"]))
     elif fmt == "csv":

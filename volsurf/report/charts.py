@@ -113,6 +113,12 @@ class ChartJob:
         finally:
             _FORK_TASKS = []
 
+    def terminate(self) -> None:
+        """Stop the child now (the run failed or was interrupted); its files go with the staging folder."""
+        if self._proc.is_alive():
+            self._proc.terminate()
+        self._proc.join(timeout=1.0)
+
     def join(self) -> dict[str, Path]:
         status, payload = self._queue.get()
         self._proc.join()
@@ -123,7 +129,15 @@ class ChartJob:
         return {name: Path(save_figure(draw(), self.out_dir / name, dpi=90)[0]) for name, _, draw in self.tasks}
 
 
+def _ignore_sigint() -> None:
+    """Chart workers leave Ctrl-C to the parent, which stops them (no traceback from every child)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _chart_job_main(queue: Any) -> None:
+    _ignore_sigint()
     try:
         queue.put(("ok", [_draw_one(i) for i in range(len(_FORK_TASKS))]))
     except Exception as exc:  # reported to the parent, which redraws in-process
@@ -192,7 +206,7 @@ def draw_charts(
         try:
             for stage in dict.fromkeys(stage for _, stage, _ in tasks):
                 step(stage)
-            with multiprocessing.get_context("fork").Pool(2) as pool:
+            with multiprocessing.get_context("fork").Pool(2, initializer=_ignore_sigint) as pool:
                 paths = pool.map(_draw_one, range(len(tasks)), chunksize=1)
         finally:
             _FORK_TASKS = []

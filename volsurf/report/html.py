@@ -273,10 +273,31 @@ window.addEventListener("load", function () {{
 """
 
 
-def write_report(analysis: Analysis, out_dir: str | Path, progress: Callable[[str], None] | None = None) -> Path:
-    """Write ``report.html``, ``summary.json`` and the PNG charts into ``out_dir``; returns the HTML path."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+def write_report(
+    analysis: Analysis,
+    out_dir: str | Path,
+    progress: Callable[[str], None] | None = None,
+    *,
+    stage: Path | None = None,
+) -> Path:
+    """Write ``report.html``, ``summary.json`` and the PNG charts into ``out_dir``; returns the HTML path.
+
+    Everything is drawn into a staging folder inside ``out_dir`` first (``stage``, or a fresh one) and moved
+    into place when complete (:func:`volsurf._paths.publish`): an interrupted run leaves the previous report
+    intact, and concurrent runs into one folder leave the later report whole.
+    """
+    from volsurf._paths import output_dir, publish, staging
+
+    out = output_dir(out_dir, "report folder")
+    if stage is None:
+        with staging(out) as tmp:
+            return write_report(analysis, out, progress, stage=tmp)
+    _write_files(analysis, stage, progress)
+    publish(stage, out, manifest="summary.json", last="report.html")
+    return out / "report.html"
+
+
+def _write_files(analysis: Analysis, out: Path, progress: Callable[[str], None] | None) -> Path:
     charts = draw_charts(analysis, out, progress)
     summary = dict(analysis.summary)
     summary["charts"] = {k: p.name for k, p in charts.items()}

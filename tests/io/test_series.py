@@ -150,3 +150,14 @@ def test_shared_fred_file_drops_dots():
     dots = sum(1 for line in raw if line.endswith(","  ) or line.split(",")[1] == ".")
     s = read_dated_series(path, missing="drop")
     assert len(s) == len(raw) - dots and dots > 0
+
+
+def test_rewritten_file_is_read_again(tmp_path):
+    # the reader caches parsed files by content: a rewrite of the same size at once must not hit the cache
+    p = _w(tmp_path / "x.csv", "date,v\n2024-01-02,1\n")
+    assert read_dated_series(p).tolist() == [1.0]
+    _w(p, "date,v\n2024-01-02,2\n")
+    assert read_dated_series(p).tolist() == [2.0]
+    s = read_dated_series(p)
+    s.iloc[0] = 99.0  # a caller mutating its result does not touch the cache
+    assert read_dated_series(p).tolist() == [2.0]

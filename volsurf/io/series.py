@@ -15,8 +15,10 @@ Accepted layouts (all seen in public data):
 
 from __future__ import annotations
 
+import hashlib
+import io
+from collections import OrderedDict
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -61,25 +63,31 @@ _DATE_FORMATS = ("ISO8601", "%m/%d/%Y", "%d/%m/%Y", "%d.%m.%Y", "%Y/%m/%d", "%Y%
 _MISSING_MODES = ("error", "drop")
 
 
+#: Parsed files by content digest (a study reads several columns of one file; a changed file never hits).
+_PARSED: OrderedDict[tuple[bytes, str], pd.DataFrame] = OrderedDict()
+_PARSED_MAX = 8
+
+
 def _read_text_frame(p: Path, spath: str) -> pd.DataFrame:
-    """:func:`_read_uncached` through a small cache keyed by path, size and modification time (a study reads
-    several columns of one file)."""
-    st = p.stat()
-    return _read_cached(str(p.resolve()), st.st_size, st.st_mtime_ns, spath).copy()
+    """:func:`_parse_text` of the file's bytes, through a small cache keyed by a digest of those bytes."""
+    data = p.read_bytes()
+    key = (hashlib.blake2b(data, digest_size=16).digest(), spath)
+    if key in _PARSED:
+        _PARSED.move_to_end(key)
+    else:
+        _PARSED[key] = _parse_text(data, spath)
+        while len(_PARSED) > _PARSED_MAX:
+            _PARSED.popitem(last=False)
+    return _PARSED[key].copy()
 
 
-@lru_cache(maxsize=8)
-def _read_cached(resolved: str, size: int, mtime_ns: int, spath: str) -> pd.DataFrame:
-    return _read_uncached(Path(resolved), spath)
-
-
-def _read_uncached(p: Path, spath: str) -> pd.DataFrame:
+def _parse_text(data: bytes, spath: str) -> pd.DataFrame:
     """All cells as stripped strings (no type guessing), header names stripped of blanks and BOMs."""
     last_exc: Exception | None = None
     for encoding in ("utf-8-sig", "cp1252"):
         try:
             frame = pd.read_csv(
-                p,
+                io.BytesIO(data),
                 dtype=str,
                 keep_default_na=False,
                 skipinitialspace=True,

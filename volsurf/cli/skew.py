@@ -48,10 +48,11 @@ def _skew_plots(m: Any, plot_dir: str) -> list[str]:
     """Smile chart (constant-maturity smiles plus the nearest expiries' quotes) and skew-by-maturity chart."""
     import numpy as np
 
+    from volsurf._paths import output_dir, safe_stem
     from volsurf.plots.skew_plots import plot_skew_term, plot_smiles
 
-    out_dir = Path(plot_dir)
-    stem = f"{m.meta.get('underlying', 'chain')}_{m.trade_date}"
+    out_dir = output_dir(plot_dir, "plot folder")
+    stem = safe_stem(f"{m.meta.get('underlying', 'chain')}_{m.trade_date}")
     written = []
     nodes = m.smile_nodes
     curves = dict(m.smile_curves)
@@ -206,6 +207,7 @@ TRACK_COLUMNS = [
 def _track_plots(res: Any, plot_dir: str) -> list[str]:
     from matplotlib.figure import Figure
 
+    from volsurf._paths import output_dir, safe_stem
     from volsurf.plots.skew_plots import plot_metric_over_time
 
     s = res.series
@@ -234,8 +236,7 @@ def _track_plots(res: Any, plot_dir: str) -> list[str]:
     for ax in axes:
         ax.set_ylabel(ax.get_ylabel().split(" (")[-1].rstrip(")"))
     fig.suptitle(f"{under} skew and OTM put demand, {dates[0]} to {dates[-1]} (dashed red: quarter-ends)")
-    out = Path(plot_dir) / f"{under}_track_{dates[0]}_{dates[-1]}.png"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = output_dir(plot_dir, "plot folder") / f"{safe_stem(f'{under}_track_{dates[0]}_{dates[-1]}')}.png"
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     return [str(out)]

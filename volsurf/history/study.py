@@ -457,7 +457,7 @@ def quarter_end_study(
         notes.append(f"values before {v.index[0].date()} left out (the exchange calendar starts in 1990)")
     off = int((~s.dropna().index.isin(v.index)).sum()) - int((s.dropna().index < v.index[0]).sum())
     if off > 0:
-        notes.append(f"{off} values dated on non-session days left out")
+        notes.append(f"{off} value{'s' if off > 1 else ''} dated on non-session days (NYSE closed) left out")
     sessions = v.index.to_numpy().astype("datetime64[D]")
     values = v.to_numpy(dtype=float)
     rng = np.random.default_rng(seed)

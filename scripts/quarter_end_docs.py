@@ -296,6 +296,10 @@ def write_page(run: dict, elapsed: float, shared: Path, commands: str) -> str:
     for row in placeholder_rows(shared, run):
         add(row)
     add("")
+    noted = [(labels.get(s["name"], (s["name"], ""))[0], note) for s in series for note in s["notes"]]
+    if noted:
+        add("Notes of the run: " + "; ".join(f"{label}: {note}" for label, note in noted) + ".")
+        add("")
     add("VVIX's first rows (2006-03-06 at 71.73, then 2006-03-15 at 15.71) look wrong too; no event window "
         "reaches them (the first event is 2006-03-31, whose T-10 is 2006-03-17).")
     add("")

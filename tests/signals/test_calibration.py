@@ -127,3 +127,12 @@ def test_calibrate_records_store_rows():
 def test_bad_parameters(kwargs):
     with pytest.raises(ParameterError):
         calibrated_threshold(np.arange(100.0), **kwargs)
+
+
+def test_calibrate_records_same_day_keeps_the_latest_row():
+    idx = _sessions(70)
+    rows = [{"trade_date": str(d.date()), "m": float(i)} for i, d in enumerate(idx)]
+    # a second snapshot of the last day (listed after the first): it is today's value
+    rows.append({"trade_date": str(idx[-1].date()), "m": 1000.0})
+    c = calibrate_records(rows, {"m": (1, 0.5)}, lookback=10)["m"]
+    assert c.change_today == pytest.approx(1000.0 - 59.0)

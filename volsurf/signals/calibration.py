@@ -169,7 +169,7 @@ class Calibration:
 def _changes(history: pd.Series | Sequence[float] | np.ndarray, n: int) -> tuple[pd.Series, int]:
     """N-session (dated) or N-position (undated) changes, and the number of finite history values."""
     if isinstance(history, pd.Series) and isinstance(history.index, pd.DatetimeIndex):
-        values = history.sort_index()
+        values = history.sort_index(kind="stable")
         return session_changes(values, n), int(np.isfinite(values.to_numpy(dtype=float)).sum())
     x = pd.Series(np.asarray(history, dtype=float).ravel())
     return x - x.shift(n), int(np.isfinite(x.to_numpy()).sum())
@@ -325,7 +325,7 @@ def calibrate_records(
                 vals.append(float(v) if v is not None else math.nan)
             except (TypeError, ValueError):
                 vals.append(math.nan)
-        s = pd.Series(vals, index=dates, dtype=float).sort_index()
+        s = pd.Series(vals, index=dates, dtype=float).sort_index(kind="stable")  # same-day rows keep their order
         s = s[~s.index.duplicated(keep="last")]
         if len(s) and not math.isfinite(s.iloc[-1]):
             # today's value missing: calibrate on the past, today's change unknown

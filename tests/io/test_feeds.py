@@ -160,3 +160,22 @@ def test_cli_report_on_schwab(tmp_path: Path):
     summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
     assert summary["headline"]["underlying"] == "SPY"
     assert summary["headline"]["spot"] == json.loads(SCHWAB.read_text())["underlyingPrice"]
+
+
+def test_quotes_absent_reason():
+    _need(OLD)
+    from volsurf.io.common import quotes_absent_reason
+
+    assert quotes_absent_reason(load(OLD, as_of="2022-04-01 16:15")) is not None
+    assert quotes_absent_reason(load(SCHWAB)) is None
+
+
+def test_directories_pick_up_chain_json_only(tmp_path: Path):
+    _need(SCHWAB)
+    from volsurf.io import expand_paths
+
+    d = tmp_path / "downloads"
+    d.mkdir()
+    (d / "spy.json").write_bytes(SCHWAB.read_bytes())
+    (d / "summary.json").write_text('{"schema_version": 1, "headline": {}}')
+    assert [Path(p).name for p in expand_paths([str(d)])] == ["spy.json"]

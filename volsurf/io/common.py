@@ -325,3 +325,17 @@ def _underlying_from_filename(path: str) -> str:
     stem = Path(path).stem.lower()
     m = re.match(r"([a-z]{1,6})[_-]", stem)
     return m.group(1).upper() if m else "UNKNOWN"
+
+
+def quotes_absent_reason(snapshot: Snapshot) -> str | None:
+    """Why nothing that needs quotes (IVs from mids, forwards, the surface, skew) can be computed from
+    ``snapshot``: no contract has a bid or an ask (the older Cboe JSON payload). None when quotes are there.
+
+    Reports list the figures this rules out under "Signals absent" with this reason.
+    """
+    f = snapshot.frame
+    if ((f["bid"] > 0) | (f["ask"] > 0)).any():
+        return None
+    fmt = snapshot.meta.source_format
+    what = "the older Cboe JSON payload" if fmt == "cboe_json" else f"this {fmt} file"
+    return f"{what} has no per-option bid/ask: IVs, forwards, the surface and skew cannot be computed from quotes"

@@ -178,8 +178,20 @@ def load_all(path: str | os.PathLike, **options: object) -> list[Snapshot]:
     return [load(p, **options)]
 
 
+def _looks_like_chain_json(path: Path) -> bool:
+    """Whether a ``.json`` file in a directory is a chain feed (other JSON, such as a report's summary.json, is
+    not picked up from directories; named explicitly it still loads or fails with its reason)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(65536)
+    except OSError:
+        return True  # let the loader report it
+    return any(key in head for key in (b'"callExpDateMap"', b'"putExpDateMap"', b'"options"'))
+
+
 def expand_paths(paths: Iterable[str]) -> list[str]:
-    """Files from paths, directories (recursively, ``*.csv``/``*.txt``/``*.json``) and glob patterns, deduplicated."""
+    """Files from paths, directories (recursively: ``*.csv``, ``*.txt`` and chain ``*.json`` feeds) and glob
+    patterns, deduplicated."""
     out: list[str] = []
     for p in paths:
         if any(ch in p for ch in "*?["):
@@ -188,7 +200,8 @@ def expand_paths(paths: Iterable[str]) -> list[str]:
                 raise InputFileError(p, "glob matched no files")
             out.extend(m for m in matches if os.path.isfile(m))
         elif os.path.isdir(p):
-            found = sorted(str(f) for f in Path(p).rglob("*") if f.is_file() and f.suffix.lower() in CHAIN_SUFFIXES)
+            found = sorted(str(f) for f in Path(p).rglob("*") if f.is_file() and f.suffix.lower() in CHAIN_SUFFIXES
+                           and (f.suffix.lower() != ".json" or _looks_like_chain_json(f)))
             if not found:
                 raise InputFileError(p, "directory holds no .csv, .txt or .json files")
             out.extend(found)

@@ -383,3 +383,18 @@ def test_cli_help_has_example():
     assert res.exit_code == 0 and "Example:" in res.stdout and "--lookback" in res.stdout
     res = run_cli("study", "--help")
     assert "quarter-end" in res.stdout
+
+
+def test_cli_column_option_and_log_suffix(tmp_path):
+    s = np.exp(_planted(noise=0.01)) * 100  # CLOSE = this + 100 in the file; LOW = this
+    a = _cboe_file(tmp_path / "P.csv", s)
+    res = run_cli("study", "quarter-end", f"{a}:LOW:log", "--resamples", "200", "--format", "json")
+    assert res.exit_code == 0, res.output
+    (one,) = json.loads(res.stdout)["series"]
+    assert one["name"] == "P:LOW" and one["column"] == "LOW" and one["transform"] == "log"
+    assert one["difference"] == pytest.approx(5.0, abs=0.1)  # log(e^5 x) - log(x)
+    res = run_cli("study", "quarter-end", a, "--column", "low", "--resamples", "200", "--format", "json")
+    (one,) = json.loads(res.stdout)["series"]
+    assert one["column"] == "LOW" and one["transform"] == "level"
+    res = run_cli("study", "quarter-end", f"{a}:LOW:log:extra")
+    assert res.exit_code == 2 and "too many ':' parts" in res.stderr

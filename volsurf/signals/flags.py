@@ -22,6 +22,15 @@ the weakest component (min). A flag that cannot be evaluated (e.g. a change-base
 ``triggered=False``, ``strength=None`` and ``evidence['reason']``; never a fake zero change.
 
 Thresholds are :class:`FlagThresholds` (defaults argued in ``docs/skew.md``).
+
+Calibrated thresholds
+---------------------
+With a history of at least :data:`volsurf.signals.calibration.MIN_HISTORY` (60) earlier snapshots, the skew and
+demand rules use the empirical distribution instead: the metric's change over
+:data:`~volsurf.signals.calibration.DEFAULT_LOOKBACK` (10) sessions, signed as above, triggers at or above the
+90th percentile of the same change over the history (:func:`volsurf.signals.calibration.calibrate_records`);
+the evidence gives the threshold's source, today's percentile and the number of past observations. Shorter
+histories keep the z-score baseline; a single previous snapshot keeps the documented change thresholds.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from volsurf.errors import ParameterError
+from volsurf.signals.calibration import MIN_HISTORY, calibrate_records
 
 # +1: a rise steepens the put skew / raises put demand; -1: a fall does (risk reversal, slope).
 DIRECTION: dict[str, int] = {
@@ -272,7 +282,7 @@ def _num(record: Mapping[str, Any] | None, key: str) -> float:
 @dataclass(frozen=True)
 class _Score:
     metric: str
-    mode: str  # "baseline" | "previous"
+    mode: str  # "calibrated" | "baseline" | "previous"
     score: float  # signed so that positive = steeper / more demand
     threshold: float
     evidence: dict[str, Any] = field(default_factory=dict)
@@ -297,6 +307,10 @@ def _score_metric(
     if not math.isfinite(x):
         return f"{metric} unavailable on the current snapshot"
     sign = direction_of(metric)
+    if history and len(history) >= MIN_HISTORY:
+        cal = calibrate_records([*history, current], {metric: (sign, change_threshold)})[metric]
+        if cal.calibrated and cal.change_today is not None and math.isfinite(cal.change_today) and cal.threshold > 0:
+            return _Score(metric, "calibrated", sign * cal.change_today, cal.threshold, {"value": x, **cal.evidence()})
     if history:
         hist = [_num(r, metric) for r in history]
         b = trailing_baseline(hist, x, th.baseline_window, th.min_history, min_std)

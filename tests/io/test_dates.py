@@ -175,3 +175,31 @@ def test_parse_as_of_forms():
     assert parse_as_of("2022-04-01T20:15Z") == pd.Timestamp("2022-04-01 16:15", tz=ny)
     assert parse_as_of("2022-04-01") == pd.Timestamp("2022-04-01 16:00", tz=ny)
     assert parse_as_of(dt.datetime(2022, 4, 1, 16, 15)) == pd.Timestamp("2022-04-01 16:15", tz=ny)
+
+
+def test_as_of_on_canonical_reruns_hygiene(tmp_path: Path):
+    from volsurf.io import write_canonical
+
+    snap = load(SAMPLES / "spy_2025-06-09_close.csv")
+    out = tmp_path / "c.csv"
+    write_canonical(snap, out)
+    later = load(out, as_of="2025-06-10 12:00")
+    assert later.meta.trade_date == dt.date(2025, 6, 10)
+    assert later.meta.valuation_time == pd.Timestamp("2025-06-10 12:00", tz="America/New_York")
+    # valued at noon: the 2025-06-10 expiry (16:00) is still live
+    assert (later.frame["expiry_date"] >= "2025-06-10").all()
+    assert (later.frame["expiry_date"] == "2025-06-10").any()
+    assert len(later.frame) == len(snap.frame)
+
+
+def test_as_of_for_applies_to_one_file_only():
+    from volsurf.io.detect import as_of_for
+
+    a, b = SAMPLES / "spy_2025-06-09_close.csv", SAMPLES / "spy_2025-08-29_close.csv"
+    before = load(b).meta.quote_time
+    with as_of_for(a, "2025-06-09 15:00"):
+        assert load(a).meta.quote_time == pd.Timestamp("2025-06-09 15:00", tz="America/New_York")
+        assert load(b).meta.quote_time == before
+        # an explicit as_of wins over the block's
+        assert load(a, as_of="2025-06-09 14:00").meta.quote_time.hour == 14
+    assert load(a).meta.quote_time != pd.Timestamp("2025-06-09 15:00", tz="America/New_York")

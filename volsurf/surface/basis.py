@@ -91,20 +91,13 @@ def bspline_eval(knots: np.ndarray, coef: np.ndarray, x: np.ndarray | float) -> 
     return out.reshape(x.shape)
 
 
-def bspline_slope(knots: np.ndarray, coef: np.ndarray, x: np.ndarray | float) -> np.ndarray:
-    """First derivative ``c'(x)`` of the cubic B-spline (clipped to the knot range).
-
-    Notes
-    -----
-    ``c' = sum_j d_j M_j`` with the quadratic B-splines ``M_j`` on the knot vector without its end knots and
-    ``d_j = 3 (a_j - a_{j-1}) / (t_{j+3} - t_j)``: evaluated by central differences of width ``1e-7`` relative to
-    the local knot span would lose digits, so the quadratic spline is evaluated directly (Cox-de Boor).
-    """
-    x = np.asarray(x, dtype=float)
-    d = slope_matrix(knots) @ np.asarray(coef, dtype=float)
+def quad_basis3(knots: np.ndarray, x: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+    """The three non-zero quadratic B-splines of the derivative space at ``x`` (clipped to the knot range):
+    values ``(N, 3)`` and the index of the first one (an index into the slope coefficients of
+    :func:`slope_matrix`). Cox-de Boor on the knot vector without its two end knots."""
     k2 = knots[1:-1]
     n = k2.size - 3
-    xc = np.clip(x.ravel(), k2[0], k2[-1])
+    xc = np.clip(np.asarray(x, dtype=float).ravel(), k2[0], k2[-1])
     i = np.clip(np.searchsorted(k2, xc, side="right") - 1, 2, n - 1)
     vals = np.zeros((xc.size, 3))
     vals[:, 0] = 1.0
@@ -118,8 +111,28 @@ def bspline_slope(knots: np.ndarray, coef: np.ndarray, x: np.ndarray | float) ->
             vals[:, r] = saved + right[r + 1] * temp
             saved = left[j - r] * temp
         vals[:, j] = saved
-    out = np.einsum("ij,ij->i", vals, d[(i - 2)[:, None] + np.arange(3)])
-    return out.reshape(x.shape)
+    return vals, i - 2
+
+
+def bspline_slope(knots: np.ndarray, coef: np.ndarray, x: np.ndarray | float) -> np.ndarray:
+    """First derivative ``c'(x)`` of the cubic B-spline(s) (clipped to the knot range).
+
+    ``coef`` of shape ``(n,)`` or ``(S, n)`` (several curves on the same knots); the result has shape ``x.shape``
+    or ``(S,) + x.shape``.
+
+    Notes
+    -----
+    ``c' = sum_j d_j M_j`` with the quadratic B-splines ``M_j`` (:func:`quad_basis3`) and the slope coefficients
+    ``d = D a`` of :func:`slope_matrix`; evaluated exactly, not by finite differences.
+    """
+    x = np.asarray(x, dtype=float)
+    coef = np.asarray(coef, dtype=float)
+    d = coef @ slope_matrix(knots).T
+    vals, first = quad_basis3(knots, x)
+    idx = first[:, None] + np.arange(3)
+    if d.ndim == 1:
+        return np.einsum("ij,ij->i", vals, d[idx]).reshape(x.shape)
+    return np.einsum("ij,sij->si", vals, d[:, idx]).reshape((d.shape[0], *x.shape))
 
 
 def slope_matrix(knots: np.ndarray) -> np.ndarray:

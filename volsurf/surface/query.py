@@ -24,46 +24,21 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.interpolate import CubicSpline
 from scipy.special import ndtr
 
 from volsurf.errors import ParameterError
 from volsurf.surface.model import ARB_TOL, SEVEN_DAYS, SliceFit, bs_call_norm, dense_arbitrage, iv_norm
 from volsurf.surface.svi import ESSVIFit
+from volsurf.surface.wings import SliceCurves, build_curves
 
 T_MATCH = 1e-12  # years: a query time this close to a slice's time is that slice
 CACHE_POINTS = 1600  # size of the per-slice IV cache grid over the domain
 CURV_TOL = 1e-6  # normalised price per unit k^2: concavity that triggers the butterfly fix between slices
-TV_MIN = 1e-12  # normalised time value below which a cached vol is not used by the interpolation in time
+MAX_STEP = 0.005  # log-moneyness: widest step of the cache grid
+WING_MARGIN = 0.25  # log-moneyness beyond the strike domain covered by the default audit/grid range
+FIX_STEP = 0.004  # log-moneyness step of the butterfly-check grid beyond the cache grid
 
-WFunction = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
-
-
-@dataclass(frozen=True)
-class SliceCache:
-    """One slice on the shared cache grid.
-
-    Attributes
-    ----------
-    fin : numpy.ndarray
-        The grid IV is finite.
-    spline : CubicSpline or None
-        Cubic spline of the IVs through the identifiable nodes.
-    ok : numpy.ndarray
-        Identifiable nodes (finite IV and time value at least ``TV_MIN``).
-    w_fill : numpy.ndarray
-        Total variance on the grid for the interpolation in time (linear beyond the identifiable region).
-    ends, w_ends, slopes : numpy.ndarray
-        ``ln k`` ends of the identifiable region, the total variance there and the outward slopes ``dw/dx``.
-    """
-
-    fin: np.ndarray
-    spline: CubicSpline | None
-    ok: np.ndarray
-    w_fill: np.ndarray
-    ends: np.ndarray
-    w_ends: np.ndarray
-    slopes: np.ndarray
+WFunction = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -81,7 +56,8 @@ class QueryCache:
     """Lazily built, deterministic query caches of a :class:`Surface` (grid, per-slice caches, per-time fixes)."""
 
     grid: np.ndarray | None = None
-    slices: dict[int, SliceCache] = field(default_factory=dict)
+    fix_grid: np.ndarray | None = None
+    curves: SliceCurves | None = None
     bfly: dict[float, ButterflyFix | None] = field(default_factory=dict)
 
 
@@ -100,13 +76,6 @@ def lower_hull(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         hull.append(i)
     return np.array(hull)
 
-
-
-def _spline(sc: SliceCache) -> CubicSpline:
-    """The slice cache's spline (only asked for where identifiable nodes exist)."""
-    if sc.spline is None:
-        raise RuntimeError("no identifiable vol on this slice")
-    return sc.spline
 
 
 @dataclass(frozen=True)
@@ -178,156 +147,112 @@ class Surface:
 
     def _grid(self) -> np.ndarray:
         """Shared cache grid in ``x = ln k``: every knot interval of the market layer cut into equal parts
-        (about ``CACHE_POINTS`` points over the domain). The knots are graded (dense at the money), so is the grid."""
+        (about ``CACHE_POINTS`` points over the domain; the knots are graded, dense at the money), with no step
+        wider than ``MAX_STEP``."""
         g = self._cache.grid
         if g is None:
             brk = np.log(np.unique(self.slices[0].knots))
             m = max(4, int(np.ceil(CACHE_POINTS / (brk.size - 1))))
             frac = np.arange(m) / m
             g = np.concatenate([(brk[:-1, None] + np.diff(brk)[:, None] * frac[None, :]).ravel(), brk[-1:]])
+            # no step wider than MAX_STEP (the graded knots are wide in the far wings): the market region's Hermite
+            # interpolant of w is accurate to O(h^4) there too
+            fine = np.arange(g[0], g[-1], MAX_STEP)
+            g = np.unique(np.concatenate([g, fine[np.abs(fine[:, None] - g[None, :]).min(axis=1) > 0.25 * MAX_STEP]]))
             self._cache.grid = g
         return g
 
-    def _slice_cache(self, i: int) -> SliceCache:
-        """Slice ``i`` on the cache grid (one exact IV solve): IVs, a cubic spline through their finite part, and
-        the total variance used by the time interpolation (``w_fill``: exact where the time value is at least
-        ``TV_MIN``, linear in ``ln k`` beyond the ends of that region and across gaps)."""
-        hit = self._cache.slices.get(i)
-        if hit is None:
-            sl = self.slices[i]
-            x = self._grid()
-            k = np.exp(x)
-            c = sl.call_normalised(k)
-            iv = iv_norm(c, k, sl.t)
-            fin = np.isfinite(iv)
-            # time values below TV_MIN carry a vol only to a few digits: the spline (and the interpolation in t)
-            # uses the nodes above it; beyond them the total variance is extended linearly in ln k with the
-            # edge slope (outward-rising, at most Lee's 2), so w stays C1 and the interpolated prices convex
-            ok = fin & (c - np.maximum(1.0 - k, 0.0) >= TV_MIN)
-            if np.count_nonzero(ok) < 4:
-                ok[:] = False
-            spline = CubicSpline(x[ok], iv[ok]) if np.any(ok) else None
-            w = iv * iv * sl.t
-            if spline is not None:
-                xo = x[ok]
-                w_fill = np.interp(x, xo, w[ok])  # linear across interior gaps (rare)
-                ends = np.array([xo[0], xo[-1]])
-                w_ends = w[ok][[0, -1]]
-                dw = 2.0 * sl.t * spline(ends) * spline(ends, 1)
-                slopes = np.array([np.clip(dw[0], -2.0, 0.0), np.clip(dw[1], 0.0, 2.0)])
-                w_fill = np.where(x < ends[0], w_ends[0] + slopes[0] * (x - ends[0]), w_fill)
-                w_fill = np.where(x > ends[1], w_ends[1] + slopes[1] * (x - ends[1]), w_fill)
-            else:  # no identifiable vol anywhere (degenerate): the slice's ATM total variance, flat
-                ends, w_ends, slopes = np.zeros(2), np.full(2, sl.atm_total_variance), np.zeros(2)
-                w_fill = np.full(x.size, sl.atm_total_variance)
-            hit = SliceCache(fin=fin, spline=spline, ok=ok, w_fill=w_fill, ends=ends, w_ends=w_ends, slopes=slopes)
-            self._cache.slices[i] = hit
-        return hit
+    @property
+    def x_range(self) -> tuple[float, float]:
+        """Reference log-moneyness range: ``ln k_domain`` widened by ``WING_MARGIN`` on both sides (the default
+        audit and grid-export range; the continuation is defined beyond it too)."""
+        return (float(np.log(self.k_domain[0])) - WING_MARGIN, float(np.log(self.k_domain[1])) + WING_MARGIN)
 
-    def _locate(self, k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(x, j, inside)``: ``x = ln k``, the cache-grid interval of each point and whether it is on the grid."""
-        g = self._grid()
+    def _fix_grid(self) -> np.ndarray:
+        """Grid of the butterfly check between slices: the cache grid plus ``FIX_STEP`` steps out to
+        :attr:`x_range`."""
+        g = self._cache.fix_grid
+        if g is None:
+            c = self._grid()
+            lo, hi = self.x_range
+            g = np.unique(np.concatenate([np.arange(lo, c[0], FIX_STEP), c, np.arange(hi, c[-1], -FIX_STEP)]))
+            self._cache.fix_grid = g
+        return g
+
+    def curves(self) -> SliceCurves:
+        """The per-slice curves of the query API (market region, continuation, calendar order), built once."""
+        cv = self._cache.curves
+        if cv is None:
+            lo, hi = self.x_range
+            check = np.union1d(self._fix_grid(), np.arange(lo, hi, 0.5 * FIX_STEP))
+            cv = build_curves(self.slices, self.essvi_fit, self._grid(), check)
+            self._cache.curves = cv
+        return cv
+
+    def _slice_w(self, i: int, k: np.ndarray) -> np.ndarray:
+        """Total variance of slice ``i`` at ``k`` (:class:`~volsurf.surface.wings.SliceCurves`)."""
         with np.errstate(divide="ignore", invalid="ignore"):
             x = np.log(k)
-        j = np.clip(np.searchsorted(g, x, side="right") - 1, 0, g.size - 2)
-        return x, j, (x >= g[0]) & (x <= g[-1])
-
-    def _slice_iv(self, i: int, k: np.ndarray) -> np.ndarray:
-        """Market-layer IV of slice ``i`` at ``k`` (NaN where the price carries no identifiable vol).
-
-        From the slice's cache where both grid neighbours have a finite IV (cubic spline); NaN where neither has
-        (the time value is below float precision there); an exact solve elsewhere (outside the grid, or next to
-        the edge of the identifiable region)."""
-        sc = self._slice_cache(i)
-        fin, ok = sc.fin, sc.ok
-        x, j, inside = self._locate(k)
-        use = inside & ok[j] & ok[j + 1]
-        exact = ~use & ~(inside & ~fin[j] & ~fin[j + 1])
-        out = np.full(k.shape, np.nan)
-        if np.any(use):
-            out[use] = _spline(sc)(x[use])
-        if np.any(exact):
-            sl = self.slices[i]
-            out[exact] = iv_norm(sl.call_normalised(k[exact]), k[exact], sl.t)
-        return out
-
-    def _slice_w(self, i: int, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Total variance of slice ``i`` for the interpolation in time, and whether it is identifiable there.
-
-        The cubic spline of the IVs inside the identifiable region, ``w_fill`` linearly elsewhere (continuous)."""
-        sc = self._slice_cache(i)
-        ok = sc.ok
-        x, j, inside = self._locate(k)
-        use = inside & ok[j] & ok[j + 1]
-        t = self.slices[i].t
-        w = np.interp(x, self._grid(), sc.w_fill)
-        (x0, x1), (w0, w1), (s0, s1) = sc.ends, sc.w_ends, sc.slopes
-        w = np.where(x < x0, w0 + s0 * (x - x0), np.where(x > x1, w1 + s1 * (x - x1), w))
-        if np.any(use):
-            w[use] = _spline(sc)(x[use]) ** 2 * t
-        return w, use
+        return self.curves().w(i, x)
 
     def _bracket(self, t: float) -> tuple[float, WFunction, WFunction]:
-        """The two curves around ``t`` (not a slice time, ``0 < t <= 2 t_last``) as functions ``k -> (w, ok)``
-        (total variance and whether it is identifiable) and the weight ``lam`` of ``w_t = w_a + lam (w_b - w_a)``."""
+        """The two curves around ``t`` (not a slice time, ``0 < t <= 2 t_last``) as functions ``k -> w`` and the
+        weight ``lam`` of ``w_t = w_a + lam (w_b - w_a)``."""
         ts, sl = self.t, self.slices
         if t < ts[0]:
-            return t / ts[0], lambda k: (np.zeros(k.shape), np.ones(k.shape, dtype=bool)), lambda k: self._slice_w(0, k)
+            return t / ts[0], lambda k: np.zeros(k.shape), lambda k: self._slice_w(0, k)
         if t > ts[-1]:
             n, tn, far = len(sl) - 1, ts[-1], self._far()
 
-            def w_far(k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-                w, ok = self._slice_w(n, k)
-                return np.maximum(w, self._essvi_w(k, far)), ok
+            def w_far(k: np.ndarray) -> np.ndarray:
+                return np.maximum(self._slice_w(n, k), self._essvi_w(k, far))
 
             return (t - tn) / (far - tn), lambda k: self._slice_w(n, k), w_far
         i = int(np.searchsorted(ts, t, side="right")) - 1
         return (t - ts[i]) / (ts[i + 1] - ts[i]), lambda k: self._slice_w(i, k), lambda k: self._slice_w(i + 1, k)
 
-    def _interp_w(self, k: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
-        """Linear interpolation of total variance at fixed ``k`` (``t`` not a slice time, ``t <= 2 t_last``):
-        ``(w, ok)``, ``ok`` where at least one bracketing curve has an identifiable vol."""
+    def _interp_w(self, k: np.ndarray, t: float) -> np.ndarray:
+        """Linear interpolation of total variance at fixed ``k`` (``t`` not a slice time, ``t <= 2 t_last``)."""
         lam, fa, fb = self._bracket(t)
-        (wa, oka), (wb, okb) = fa(k), fb(k)
-        # max(., 0): cached values of slices that coincide (calendar bound active) must not cross by noise
-        return wa + lam * np.maximum(wb - wa, 0.0), oka | okb
+        wa, wb = fa(k), fb(k)
+        # max(., 0): calendar order holds by construction; the guard only absorbs rounding
+        return wa + lam * np.maximum(wb - wa, 0.0)
 
     def _between(self, k: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
-        """Market-layer ``(w, c)`` at ``k`` for a time ``t`` that is not a slice time (rule in the module docstring).
+        """``(w, c)`` at ``k`` for a time ``t`` that is not a slice time (rule in the module docstring).
 
-        ``w`` is NaN where the curve carries no identifiable vol (or on a stretch bridged by the butterfly fix)."""
+        ``w`` is NaN on a stretch bridged by the butterfly fix (the price is then the convex envelope's)."""
         if t > self._far():
             w_f, c_f = self._between(k, self._far())
             w_e = self._essvi_w(k, t)
             return np.where(np.isfinite(w_f), np.maximum(w_f, w_e), np.nan), np.maximum(c_f, bs_call_norm(k, w_e))
-        w, ok = self._interp_w(k, t)
+        w = self._interp_w(k, t)
         c = bs_call_norm(k, w)
-        w = np.where(ok, w, np.nan)
         fix = self._butterfly_fix(t)
         if fix is not None:  # rare: bridge the non-convex stretches of the interpolated curve
-            kg, c_hull, bridged = fix.k, fix.c_hull, fix.bridged
-            _, j, inside = self._locate(k)
-            on = bridged[j] & inside
+            g = fix.k
+            j = np.clip(np.searchsorted(g, k, side="right") - 1, 0, g.size - 2)
+            on = fix.bridged[j] & (k >= g[0]) & (k <= g[-1])
             if np.any(on):
-                c[on] = np.interp(k[on], kg, c_hull)
-                w[on] = np.nan
+                c[on] = np.interp(k[on], g, fix.c_hull)
+                w = np.where(on, np.nan, w)
         return w, c
 
     def _butterfly_fix(self, t: float) -> ButterflyFix | None:
-        """Butterfly check of the interpolated curve at ``t`` on the cache grid (memoised per ``t``).
+        """Butterfly check of the interpolated curve at ``t`` on the fix grid (memoised per ``t``).
 
         Linear interpolation of total variance between two butterfly-free slices is butterfly-free in practice
         but not in theory. Where the grid prices are not convex (beyond ``ARB_TOL``), the curve is replaced by
-        its lower convex envelope over the offending stretch (``None`` when nothing needs fixing, else
-        ``(grid k, envelope prices, bridged-interval mask)``). The envelope is a monotone operator that stays
-        above every convex minorant, so calendar order with the neighbouring curves is kept."""
+        its lower convex envelope over the offending stretch (``None`` when nothing needs fixing). The envelope is
+        a monotone operator that stays above every convex minorant, so calendar order with the neighbouring curves
+        is kept."""
         memo = self._cache.bfly
         if t in memo:
             return memo[t]
         if len(memo) > 512:
             memo.clear()
-        k = np.exp(self._grid())
-        c = bs_call_norm(k, self._interp_w(k, t)[0])
+        k = np.exp(self._fix_grid())
+        c = bs_call_norm(k, self._interp_w(k, t))
         out = None
         slope = np.diff(c) / np.diff(k)
         # second divided differences: stricter than the diagnostics' tolerance on any coarser grid, far above
@@ -343,23 +268,15 @@ class Surface:
         return out
 
     def call_normalised(self, k: ArrayLike, t: float) -> np.ndarray:
-        """Normalised call ``C / (D F)`` at ``k = K / F(t)``: market layer inside ``k_domain``, eSSVI outside."""
+        """Normalised call ``C / (D F)`` at ``k = K / F(t)`` (``Black(k, w)`` of the query's total variance)."""
         k = np.atleast_1d(np.asarray(k, dtype=float))
         t = float(t)
-        inside = (k >= self.k_domain[0]) & (k <= self.k_domain[1])
-        out = np.empty_like(k)
-        if np.any(inside):
-            if t <= 0:
-                out[inside] = np.maximum(1.0 - k[inside], 0.0)
-            else:
-                i = self._slice_index(t)
-                if i is not None:
-                    out[inside] = self.slices[i].call_normalised(k[inside])
-                else:
-                    out[inside] = self._between(k[inside], t)[1]
-        if np.any(~inside):
-            out[~inside] = self._essvi_call(k[~inside], t)
-        return out
+        if t <= 0:
+            return np.maximum(1.0 - k, 0.0)
+        i = self._slice_index(t)
+        if i is not None:
+            return bs_call_norm(k, self._slice_w(i, k))
+        return self._between(k, t)[1]
 
     def call_price(self, strike: ArrayLike, t: float) -> np.ndarray:
         """Undiscounted-then-discounted call price ``D F c(K/F)`` (premium points)."""
@@ -368,33 +285,31 @@ class Surface:
 
     # ---- vols
     def iv_k(self, k: ArrayLike, t: float) -> np.ndarray:
-        """Implied vol (decimal) at ``k = K / F(t)``; parametric (eSSVI) where the price carries no vol.
+        """Implied vol (decimal) at ``k = K / F(t)``.
 
-        Answered from per-slice caches (see the module docstring); no implied-vol solve per call except next to
-        the edge of a slice's identifiable region or where the rare butterfly fix applies."""
+        Answered from the slice curves (see :mod:`volsurf.surface.wings`); an implied-vol solve only on the rare
+        stretches bridged by the butterfly fix between slices."""
         k = np.atleast_1d(np.asarray(k, dtype=float))
         t = float(t)
         if t <= 0:
             raise ParameterError(f"t must be positive, got {t}", hint="pass time to expiry in years")
-        inside = (k >= self.k_domain[0]) & (k <= self.k_domain[1])
-        iv = np.full(k.shape, np.nan)
-        if np.any(inside):
-            ki = k[inside]
-            i = self._slice_index(t)
-            if i is not None:
-                iv[inside] = self._slice_iv(i, ki)
-            else:
-                w, c = self._between(ki, t)
-                v = np.sqrt(np.maximum(w, 0.0) / t)
-                solve = ~np.isfinite(w) & (c > np.maximum(1.0 - ki, 0.0))
-                if np.any(solve):  # bridged by the butterfly fix, or beyond 2 t_last next to the edge
-                    v[solve] = iv_norm(c[solve], ki[solve], t)
-                iv[inside] = v
-        bad = ~np.isfinite(iv)
-        if np.any(bad):
-            with np.errstate(divide="ignore", invalid="ignore"):
-                iv[bad] = np.sqrt(self._essvi_w(k[bad], t) / t)
-        return iv
+        i = self._slice_index(t)
+        if i is not None:
+            return np.sqrt(np.maximum(self._slice_w(i, k), 0.0) / t)
+        w, c = self._between(k, t)
+        v = np.sqrt(np.maximum(w, 0.0) / t)
+        solve = ~np.isfinite(w) & (c > np.maximum(1.0 - k, 0.0))
+        if np.any(solve):  # bridged by the butterfly fix
+            v[solve] = iv_norm(c[solve], k[solve], t)
+        # where the envelope's time value is below float precision the curve's own vol stands (the envelope and
+        # the curve agree to rounding there)
+        lost = ~np.isfinite(v)
+        if np.any(lost):
+            w_own = self._interp_w(k[lost], min(t, self._far()))
+            if t > self._far():
+                w_own = np.maximum(w_own, self._essvi_w(k[lost], t))
+            v[lost] = np.sqrt(np.maximum(w_own, 0.0) / t)
+        return v
 
     def iv(self, strike: ArrayLike, t: float) -> np.ndarray:
         """Implied vol (decimal) at ``strike`` (points) and time ``t`` (years)."""

@@ -1,0 +1,405 @@
+"""Slice curves of the query API: the market layer where it is quoted, a continuation beyond, calendar order.
+
+Per listed expiry ``i`` the query API answers total implied variance ``w_i(x)`` at log-moneyness ``x = ln(K/F)``:
+
+- **market region** ``[x_a, x_b]`` (cache-grid nodes inside the liquid quoted range where the market layer's
+  price carries an identifiable vol): a cubic Hermite interpolant of the market layer's exact ``w`` and
+  ``dw/dx`` at the cache-grid nodes;
+- **continuation** beyond it (beyond the last quote and beyond the strike domain alike):
+  ``w(x) = w_T(x) + (d0 + d1 u + d2 u^2) exp(-u / L)``, ``u`` the distance outward from the seam, ``w_T`` the target wing
+  (the slice's raw SVI, or its eSSVI slice when the raw SVI fit is flagged for butterfly arbitrage or negative
+  variance), ``d0``, ``d1``, ``d2`` chosen so that ``w``, ``dw/dx`` and ``d2w/dx2`` are continuous at the seam;
+- **calendar order**: ``W_i(x) = max_{j <= i} w_j(x)``.
+
+Notes
+-----
+Continuity: ``w`` is C2 at each seam, so the Black price ``c(k) = Black(k, w)`` is C2 there (neither price nor IV
+jumps) and Durrleman's ``g`` is continuous across it. Convexity: the density is ``g(x) n(d2) / sqrt(w)`` with Durrleman's
+``g = (1 - x w'/(2w))^2 - w'^2/4 (1/w + 1/4) + w''/2``; the approach length ``L`` is the shortest of
+``L_0 2^{8 j / 11}``, ``j = 0..11`` (up to ``256 L_0``) (``L_0 = max(s_atm / 2, 0.01)``, ``s_atm`` the ATM standard deviation) for which
+``g >= 0``, ``w > 0`` and ``|w'| <= 2`` (Lee's moment bound) hold on a dense check grid of the continuation
+(where a C2 join cannot turn towards the target without ``g < 0`` -- the market layer's density vanishes at the
+seam, or its curvature there would make a bump -- ``d2`` is lowered or raised and the join is C1: ``w''`` jumps,
+``g`` stays non-negative on both sides)
+(up to ``40 L`` out, where the correction is below ``e^-40``); when none qualifies the largest ``min g`` wins and
+the side is flagged. Beyond the check grid the continuation is the target wing itself (its correction is below
+``1e-17``), whose slopes are Lee-bounded. Calendar: ``c`` is increasing in ``w``, so
+``c_i = max_{j <= i} c_j`` is convex, decreasing and in bounds whenever every ``c_j`` is, and non-decreasing in
+``i`` by construction. Only the slices that exceed ``w_i`` somewhere on the check grid enter the maximum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import ndtr
+
+from volsurf.surface.basis import basis4, bspline_slope
+from volsurf.surface.model import SliceFit, iv_norm
+from volsurf.surface.svi import ESSVIFit, durrleman_g, svi_derivatives
+
+TV_MIN = 1e-10  # normalised time value below which the market layer's vol is not trusted
+L_FACTORS = np.geomspace(1.0, 256.0, 12)
+L_FLOOR = 0.01  # log-moneyness: shortest approach length
+# candidate quadratic coefficients (scale of the C2 value, extra curvature), in order of preference: the C2 join,
+# then C1 joins with less curvature (a bump-free approach; ``w''`` jumps down where the seam's ``g`` allows it) or
+# more (``w''`` jumps up: only adds density)
+CURVATURE = np.array([[1.0, 0.0], [0.5, 0.0], [0.25, 0.0], [0.0, 0.0], [-0.5, 0.0], [1.0, 0.5], [1.0, 2.0], [1.0, 8.0]])
+CHECK_SPAN = 40.0  # approach lengths: extent of the continuation check grid
+TARGET_SPAN = 8.0  # log-moneyness beyond the check grid where the target wing alone is checked
+SEAM_SHIFTS = (2, 4, 8, 16, 32, 64)  # cache-grid nodes: inward moves of a seam whose continuation fails
+BAD_TARGET_FLAGS = frozenset({"durrleman", "negative_variance"})
+_INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
+
+
+@dataclass(frozen=True)
+class WingSide:
+    """One side (left or right) of every slice's continuation (arrays over slices).
+
+    Attributes
+    ----------
+    seam : numpy.ndarray
+        Log-moneyness of the seam (end of the market region).
+    target : numpy.ndarray
+        Raw-SVI parameters ``(a, b, rho, m, sigma)`` of the target wing, shape ``(n_slices, 5)``.
+    target_name : tuple of str
+        ``svi`` (the slice's raw SVI) or ``essvi`` (its eSSVI slice) per slice.
+    d0, d1, d2, length : numpy.ndarray
+        Correction ``(d0 + d1 u + d2 u^2) exp(-u / length)`` added to the target wing.
+    g_min : numpy.ndarray
+        Minimum of Durrleman's ``g`` on the check grid of the chosen continuation.
+    ok : numpy.ndarray
+        The chosen continuation passed every check (``g >= 0``, ``w > 0``, ``|w'| <= 2``).
+    direction : float
+        ``-1`` for the left side, ``+1`` for the right side.
+    """
+
+    seam: np.ndarray
+    target: np.ndarray
+    target_name: tuple[str, ...]
+    d0: np.ndarray
+    d1: np.ndarray
+    d2: np.ndarray
+    length: np.ndarray
+    g_min: np.ndarray
+    ok: np.ndarray
+    direction: float
+
+
+@dataclass(frozen=True)
+class SliceCurves:
+    """Total variance of every listed slice at any log-moneyness (see the module docstring).
+
+    Attributes
+    ----------
+    t : numpy.ndarray
+        Slice times (years).
+    grid : numpy.ndarray
+        Cache grid in ``x = ln k`` (nodes of the market-region interpolant).
+    w_node, dw_node : numpy.ndarray
+        Market layer's exact ``w`` and ``dw/dx`` at the grid nodes, shape ``(n_slices, n_grid)`` (NaN where not
+        identifiable).
+    left, right : WingSide
+        The two continuations.
+    dominators : tuple of numpy.ndarray
+        Per slice, the earlier slices that exceed it somewhere (they enter the calendar maximum).
+    """
+
+    t: np.ndarray
+    grid: np.ndarray
+    w_node: np.ndarray
+    dw_node: np.ndarray
+    left: WingSide
+    right: WingSide
+    dominators: tuple[np.ndarray, ...]
+
+    # ---- raw curves (before the calendar maximum)
+    def _hermite(self, rows: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """Cubic Hermite interpolant of the node data of slices ``rows`` at ``x``: shape ``(rows, N)``."""
+        g = self.grid
+        j = np.clip(np.searchsorted(g, x, side="right") - 1, 0, g.size - 2)
+        h = g[j + 1] - g[j]
+        s = np.clip((x - g[j]) / h, 0.0, 1.0)
+        s2, s3 = s * s, s * s * s
+        h00, h10, h01, h11 = 2 * s3 - 3 * s2 + 1, s3 - 2 * s2 + s, -2 * s3 + 3 * s2, s3 - s2
+        w0, w1 = self.w_node[rows][:, j], self.w_node[rows][:, j + 1]
+        d0, d1 = self.dw_node[rows][:, j], self.dw_node[rows][:, j + 1]
+        return h00 * w0 + (h10 * h) * d0 + h01 * w1 + (h11 * h) * d1
+
+    @staticmethod
+    def _target(side: WingSide, rows: np.ndarray, x: np.ndarray) -> np.ndarray:
+        a, b, rho, m, sig = (side.target[rows, c][:, None] for c in range(5))
+        return svi_derivatives(x[None, :], a, b, rho, m, sig)[0]
+
+    def raw(self, rows: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """Total variance of slices ``rows`` before the calendar maximum, shape ``(rows, N)``."""
+        rows = np.atleast_1d(np.asarray(rows, dtype=int))
+        x = np.asarray(x, dtype=float)
+        lo, hi = self.left.seam[rows][:, None], self.right.seam[rows][:, None]
+        xx = x[None, :]
+        w = np.zeros((rows.size, x.size))
+        for side, u in ((self.left, lo - xx), (self.right, xx - hi)):
+            d0, d1, d2, ln = (v[rows][:, None] for v in (side.d0, side.d1, side.d2, side.length))
+            with np.errstate(over="ignore", invalid="ignore"):
+                corr = np.where(u > 0, (d0 + (d1 + d2 * u) * u) * np.exp(-np.minimum(u, 1e300) / ln), 0.0)
+            w = np.where(u > 0, self._target(side, rows, x) + np.where(np.isfinite(corr), corr, 0.0), w)
+        inside = (xx >= lo) & (xx <= hi)
+        if np.any(inside):
+            w = np.where(inside, self._hermite(rows, x), w)
+        return w
+
+    def w(self, i: int, x: np.ndarray) -> np.ndarray:
+        """Total variance of slice ``i`` at ``x`` (calendar maximum over the slices that dominate it)."""
+        rows = np.append(self.dominators[i], i)
+        vals = self.raw(rows, np.asarray(x, dtype=float).ravel())
+        return vals.max(axis=0).reshape(np.shape(x))
+
+
+def _norm_pdf(x: np.ndarray) -> np.ndarray:
+    return _INV_SQRT_2PI * np.exp(-0.5 * x * x)
+
+
+def _node_data(slices: tuple[SliceFit, ...], grid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact market-layer ``w``, ``dw/dx`` and a trust mask at the grid nodes, all slices at once.
+
+    Notes
+    -----
+    ``c(k) = Black(k, w(k))`` gives ``c' = -N(d2) + n(d1) / (2 sqrt(w)) dw/dk`` (with ``dBlack/dk = -N(d2)`` and
+    ``dBlack/dw = n(d1) / (2 sqrt(w))``), so ``dw/dx = k dw/dk = 2 k sqrt(w) (c' + N(d2)) / n(d1)``.
+    """
+    knots = slices[0].knots
+    k = np.exp(grid)
+    vals, first = basis4(knots, k)
+    coefs = np.stack([s.coef for s in slices])
+    c = np.einsum("ij,sij->si", vals, coefs[:, first[:, None] + np.arange(4)])
+    dc = bspline_slope(knots, coefs, k)
+    t = np.array([s.t for s in slices])[:, None]
+    kk = np.broadcast_to(k, c.shape)
+    iv = iv_norm(c.ravel(), kk.ravel(), 1.0).reshape(c.shape) / np.sqrt(t)  # t = 1: w = iv_1^2
+    w = iv * iv * t
+    sw = np.sqrt(w)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        d1 = -grid[None, :] / sw + 0.5 * sw
+        dw = 2.0 * kk * sw * (dc + ndtr(d1 - sw)) / _norm_pdf(d1)
+    ok = np.isfinite(w) & np.isfinite(dw) & (w > 0) & (c - np.maximum(1.0 - kk, 0.0) >= TV_MIN)
+    return w, dw, ok
+
+
+def _second_derivative(slices: tuple[SliceFit, ...], x: np.ndarray, w: np.ndarray, dw: np.ndarray) -> np.ndarray:
+    """Exact ``d2w/dx2`` of the market layer of each slice at its own point ``x[i]`` (``w``, ``dw``: ``w`` and
+    ``dw/dx`` there).
+
+    Notes
+    -----
+    From ``c(k) = B(k, w(k))``: ``c'' = B_kk + 2 B_kw w_k + B_ww w_k^2 + B_w w_kk`` with ``B_w = n(d1) / (2 sqrt(w))``,
+    ``B_kk = n(d2) / (k sqrt(w))``, ``B_kw = -n(d2) (ln k / (2 w^1.5) - 1 / (4 sqrt(w)))``,
+    ``B_ww = B_w (-d1 (ln k / (2 w^1.5) + 1 / (4 sqrt(w))) - 1 / (2 w))``; then ``w_xx = k w_k + k^2 w_kk``.
+    ``c''`` is the central difference of the exact ``c'`` (the cubic B-spline is C2).
+    """
+    knots = slices[0].knots
+    coefs = np.stack([sl.coef for sl in slices])
+    k = np.exp(x)
+    h = 1e-6 * k
+    r = np.arange(len(slices))
+    c2 = (bspline_slope(knots, coefs, k + h)[r, r] - bspline_slope(knots, coefs, k - h)[r, r]) / (2.0 * h)
+    sw = np.sqrt(w)
+    d1 = -x / sw + 0.5 * sw
+    d2 = d1 - sw
+    b_w = _norm_pdf(d1) / (2.0 * sw)
+    b_kk = _norm_pdf(d2) / (k * sw)
+    b_kw = -_norm_pdf(d2) * (x / (2.0 * w * sw) - 0.25 / sw)
+    b_ww = b_w * (-d1 * (x / (2.0 * w * sw) + 0.25 / sw) - 0.5 / w)
+    w_k = dw / k
+    w_kk = (c2 - b_kk - 2.0 * b_kw * w_k - b_ww * w_k * w_k) / b_w
+    return k * w_k + k * k * w_kk
+
+
+def _regions(slices: tuple[SliceFit, ...], grid: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Seams ``(x_a, x_b)`` per slice: the run of trusted nodes around the money inside the liquid quoted range."""
+    n = len(slices)
+    lo_q = np.log(np.array([s.quoted_range[0] for s in slices]))[:, None]
+    hi_q = np.log(np.array([s.quoted_range[1] for s in slices]))[:, None]
+    inside = ok & (grid[None, :] >= lo_q) & (grid[None, :] <= hi_q)
+    atm = int(np.argmin(np.abs(grid)))
+    idx = np.arange(grid.size)[None, :]
+    # last untrusted node at or left of the money, first one right of it
+    bad_left = np.where(~inside & (idx <= atm), idx, -1).max(axis=1)
+    bad_right = np.where(~inside & (idx > atm), idx, grid.size).min(axis=1)
+    a = np.minimum(bad_left + 1, atm)
+    b = np.maximum(bad_right - 1, atm)
+    degenerate = (b - a < 3) | ~inside[np.arange(n), np.clip(a, 0, grid.size - 1)]
+    a = np.where(degenerate, atm, a)
+    b = np.where(degenerate, np.minimum(atm + 1, grid.size - 1), b)
+    return a, b
+
+
+def _targets(slices: tuple[SliceFit, ...], essvi: ESSVIFit) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Candidate target wings per slice as raw-SVI parameters: the slice's raw SVI, its eSSVI slice, and whether
+    the raw SVI is usable (not flagged for butterfly arbitrage or negative variance).
+
+    Notes
+    -----
+    eSSVI ``w = theta/2 (1 + rho phi x + sqrt((phi x + rho)^2 + 1 - rho^2))`` with ``phi = psi / theta`` is raw SVI
+    with ``a = theta (1 - rho^2) / 2``, ``b = psi / 2``, ``rho``, ``m = -rho / phi``, ``sigma = sqrt(1 - rho^2) / phi``.
+    """
+    svi = np.zeros((len(slices), 5))
+    ess = np.zeros((len(slices), 5))
+    usable = np.zeros(len(slices), dtype=bool)
+    for i, s in enumerate(slices):  # a loop over expiries (tens)
+        p = s.svi_fit.params
+        svi[i] = (p.a, p.b, p.rho, p.m, p.sigma)
+        usable[i] = BAD_TARGET_FLAGS.isdisjoint(s.svi_fit.flags)
+        theta, rho, psi = essvi.params_at(s.t)
+        phi = psi / max(theta, 1e-300)
+        if phi <= 0:
+            ess[i] = (theta, 0.0, 0.0, 0.0, 1.0)
+        else:
+            ess[i] = (0.5 * theta * (1 - rho * rho), 0.5 * psi, rho, -rho / phi,
+                      np.sqrt(max(1 - rho * rho, 1e-12)) / phi)
+    return svi, ess, usable
+
+
+def _choose_side(x0: np.ndarray, w0: np.ndarray, dw0: np.ndarray, ddw0: np.ndarray, target: np.ndarray,
+                 s_atm: np.ndarray, direction: float, name: str) -> WingSide:
+    """Shortest qualifying approach length per slice for one side (vectorized over slices and candidates).
+
+    Notes
+    -----
+    With ``P(u) = d0 + d1 u + d2 u^2`` and ``s`` the outward direction, ``dw/dx = w_T' + s (P' - P/L) e^{-u/L}``
+    and ``d2w/dx2 = w_T'' + (P'' - 2 P'/L + P/L^2) e^{-u/L}``; matching ``w``, ``w'`` and ``w''`` of the market
+    layer at ``u = 0`` gives ``d0 = w_m - w_T``, ``d1 = s (w_m' - w_T') + d0 / L`` and
+    ``d2 = (w_m'' - w_T'' + 2 d1 / L - d0 / L^2) / 2``, so Durrleman's ``g`` is continuous across the seam.
+    """
+    a, b, rho, m, sig = (target[:, c][:, None, None] for c in range(5))
+    wt0, wt1, wt2 = svi_derivatives(x0, target[:, 0], target[:, 1], target[:, 2], target[:, 3], target[:, 4])
+    d0 = w0 - wt0
+    # candidates (approach length x extra curvature), in order of preference: shortest length, then C2 first
+    lengths = np.repeat(np.maximum(0.5 * s_atm, L_FLOOR)[:, None] * L_FACTORS[None, :], CURVATURE.shape[0], axis=1)
+    scale, extra = (np.tile(CURVATURE[:, j], L_FACTORS.size)[None, :] for j in (0, 1))
+    d1 = direction * (dw0 - wt1)[:, None] + d0[:, None] / lengths
+    d2 = 0.5 * ((ddw0 - wt2)[:, None] + 2.0 * d1 / lengths - d0[:, None] / (lengths * lengths))
+    d2 = scale * d2 + extra * (np.abs(d0)[:, None] / (lengths * lengths) + np.abs(d1) / lengths)
+    frac = np.concatenate([[0.0], np.geomspace(1e-4, CHECK_SPAN, 160)])
+    u = lengths[:, :, None] * frac[None, None, :]  # (n, c, p)
+    # the target alone out to TARGET_SPAN beyond the check grid (where the correction has vanished)
+    u_far = np.max(lengths, axis=1)[:, None] * CHECK_SPAN + np.geomspace(1e-3, TARGET_SPAN, 60)[None, :]
+    xf = x0[:, None] + direction * u_far
+    wf, wf1, wf2 = svi_derivatives(xf, *(target[:, c][:, None] for c in range(5)))
+    target_ok = (np.min(durrleman_g(xf, wf, wf1, wf2), axis=1) >= 0) & np.all(wf > 0, axis=1) \
+        & np.all(np.abs(wf1) <= 2.0 + 1e-9, axis=1)
+    x = x0[:, None, None] + direction * u
+    wt, wt_1, wt_2 = svi_derivatives(x, a, b, rho, m, sig)
+    e = np.exp(-frac)[None, None, :]
+    dd0, dd1, dd2, ln = d0[:, None, None], d1[:, :, None], d2[:, :, None], lengths[:, :, None]
+    poly = dd0 + (dd1 + dd2 * u) * u
+    poly1 = dd1 + 2.0 * dd2 * u
+    corr = poly * e
+    corr1 = direction * (poly1 - poly / ln) * e
+    corr2 = (2.0 * dd2 - 2.0 * poly1 / ln + poly / (ln * ln)) * e
+    w, w1, w2 = wt + corr, wt_1 + corr1, wt_2 + corr2
+    g = durrleman_g(x, w, w1, w2)
+    g_min = np.min(np.where(np.isfinite(g), g, -np.inf), axis=2)
+    good = (g_min >= 0) & np.all(w > 0, axis=2) & np.all(np.abs(w1) <= 2.0 + 1e-9, axis=2) & target_ok[:, None]
+    first_good = np.argmax(good, axis=1)
+    best = np.where(good.any(axis=1), first_good, np.argmax(g_min, axis=1))
+    r = np.arange(x0.size)
+    return WingSide(seam=x0, target=target, target_name=(name,) * x0.size, d0=d0, d1=d1[r, best], d2=d2[r, best],
+                    length=lengths[r, best], g_min=g_min[r, best], ok=good[r, best], direction=direction)
+
+
+def _select(use_first: np.ndarray, first: WingSide, second: WingSide) -> WingSide:
+    """Per slice: ``first`` where ``use_first``, else ``second``."""
+
+    def sel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.where(use_first.reshape((-1,) + (1,) * (a.ndim - 1)), a, b)
+
+    names = tuple(f if u else s for f, s, u in zip(first.target_name, second.target_name, use_first, strict=True))
+    return WingSide(seam=sel(first.seam, second.seam), target=sel(first.target, second.target), target_name=names,
+                    d0=sel(first.d0, second.d0), d1=sel(first.d1, second.d1), d2=sel(first.d2, second.d2),
+                    length=sel(first.length, second.length), g_min=sel(first.g_min, second.g_min),
+                    ok=sel(first.ok, second.ok), direction=first.direction)
+
+
+def _scatter(full: WingSide, rows: np.ndarray, part: WingSide) -> WingSide:
+    """``full`` with the slices ``rows`` replaced by ``part`` (a side computed for those slices only)."""
+
+    def put(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        out = a.copy()
+        out[rows] = b
+        return out
+
+    names = list(full.target_name)
+    for j, r in enumerate(rows):
+        names[r] = part.target_name[j]
+    return WingSide(seam=put(full.seam, part.seam), target=put(full.target, part.target), target_name=tuple(names),
+                    d0=put(full.d0, part.d0), d1=put(full.d1, part.d1), d2=put(full.d2, part.d2),
+                    length=put(full.length, part.length), g_min=put(full.g_min, part.g_min),
+                    ok=put(full.ok, part.ok), direction=full.direction)
+
+
+def _take(side: WingSide, mask: np.ndarray) -> WingSide:
+    """The slices of ``side`` selected by ``mask``."""
+    return WingSide(seam=side.seam[mask], target=side.target[mask],
+                    target_name=tuple(n for n, m in zip(side.target_name, mask, strict=True) if m),
+                    d0=side.d0[mask], d1=side.d1[mask], d2=side.d2[mask], length=side.length[mask],
+                    g_min=side.g_min[mask], ok=side.ok[mask], direction=side.direction)
+
+
+def _side(slices: tuple[SliceFit, ...], grid: np.ndarray, w: np.ndarray, dw: np.ndarray, node: np.ndarray,
+          direction: float, svi: np.ndarray, ess: np.ndarray, usable: np.ndarray, s_atm: np.ndarray) -> WingSide:
+    """One side's continuation of ``slices`` at their seam nodes ``node``: raw SVI where usable and it passes,
+    else eSSVI (computed only for the slices that need it)."""
+    r = np.arange(len(slices))
+    x0, w0, dw0 = grid[node], w[r, node], dw[r, node]
+    args = (x0, w0, dw0, _second_derivative(slices, x0, w0, dw0))
+    first = _choose_side(*args, svi, s_atm, direction, "svi")
+    need = np.flatnonzero(~(usable & first.ok))
+    if need.size == 0:
+        return first
+    second = _choose_side(*(v[need] for v in args), ess[need], s_atm[need], direction, "essvi")
+    return _scatter(first, need, second)
+
+
+def build_curves(slices: tuple[SliceFit, ...], essvi: ESSVIFit, grid: np.ndarray,
+                 check: np.ndarray) -> SliceCurves:
+    """Build the :class:`SliceCurves` of a fitted surface on the cache ``grid``; ``check`` is the log-moneyness
+    grid on which the calendar dominators are found.
+
+    Notes
+    -----
+    Where no continuation passes its checks at the outermost trusted node (typically the market layer's density
+    vanishes over the last stretch of the quoted range, beyond the last informative quote), the seam moves inward
+    by ``SEAM_SHIFTS`` cache-grid nodes until one does (never past the money).
+    """
+    w, dw, ok = _node_data(slices, grid)
+    a, b = _regions(slices, grid, ok)
+    r = np.arange(len(slices))
+    svi, ess, usable = _targets(slices, essvi)
+    s_atm = np.sqrt(np.maximum(np.array([s.atm_total_variance for s in slices]), 1e-8))
+    atm = int(np.argmin(np.abs(grid)))
+    sides = []
+    for start, direction in ((a, -1.0), (b, 1.0)):
+        side = _side(slices, grid, w, dw, start, direction, svi, ess, usable, s_atm)
+        for shift in SEAM_SHIFTS:
+            bad = np.flatnonzero(~side.ok)
+            if bad.size == 0:
+                break
+            node = start[bad] - int(direction) * shift
+            node = np.minimum(node, atm - 2) if direction < 0 else np.maximum(node, atm + 2)
+            moved = _side(tuple(slices[j] for j in bad), grid, w[bad], dw[bad], node, direction, svi[bad], ess[bad],
+                          usable[bad], s_atm[bad])
+            fixed = moved.ok
+            if np.any(fixed):
+                side = _scatter(side, bad[fixed], _take(moved, fixed))
+        sides.append(side)
+    left, right = sides
+    t = np.array([s.t for s in slices])
+    curves = SliceCurves(t=t, grid=grid, w_node=w, dw_node=dw, left=left, right=right,
+                         dominators=tuple(np.zeros(0, dtype=int) for _ in slices))
+    raw = curves.raw(r, check)
+    # calendar maximum: slice i takes the maximum over the earlier slices that exceed it anywhere on the check grid
+    dom = []
+    for i in r:  # a loop over expiries (tens)
+        dom.append(np.flatnonzero(np.any(raw[:i] > raw[i][None, :], axis=1)))
+    return SliceCurves(t=t, grid=grid, w_node=w, dw_node=dw, left=left, right=right, dominators=tuple(dom))

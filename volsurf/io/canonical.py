@@ -7,6 +7,7 @@ import io
 import json
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -99,7 +100,7 @@ def _canonical_body_fast(text: str) -> pd.DataFrame | None:
             ):
                 return None  # padded fields: the checked path strips them (skipinitialspace)
         return table.to_pandas()
-    dtype = defaultdict(lambda: str, dict.fromkeys(FLOAT_COLUMNS, "float64"))
+    dtype: defaultdict[str, Any] = defaultdict(lambda: str, dict.fromkeys(FLOAT_COLUMNS, "float64"))
     try:
         df = pd.read_csv(
             io.StringIO(text), skiprows=start, dtype=dtype, keep_default_na=False,

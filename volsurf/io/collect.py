@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -125,7 +126,7 @@ def collect(
     strict: bool = False,
     progress: bool | None = None,
     loader: Callable[..., Snapshot] | None = None,
-    **options: object,
+    **options: Any,
 ) -> Collection:
     """Load every chain in ``paths`` (files, directories, globs) into a :class:`Collection`.
 
@@ -168,7 +169,7 @@ def collect(
 
 
 def screen_files(
-    paths: Iterable[str], *, strict: bool = False, **options: object
+    paths: Iterable[str], *, strict: bool = False, **options: Any
 ) -> tuple[list[str], list[tuple[str, str]], list[str]]:
     """The files of ``paths`` worth processing, in trading-date order, and the skipped ones with reasons.
 

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import re
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -91,7 +93,7 @@ def _underlying_from_roots(roots: Iterable[str]) -> str:
     return r
 
 
-def _per_distinct(values: pd.Series | np.ndarray, fn: Callable[[object], object]) -> np.ndarray:
+def _per_distinct(values: pd.Series | np.ndarray, fn: Callable[[Any], object]) -> np.ndarray:
     """``fn`` applied to every element, evaluated once per distinct value (object array).
 
     Chains repeat a handful of roots, dates and labels over thousands of rows; a Python call per distinct value
@@ -103,7 +105,7 @@ def _per_distinct(values: pd.Series | np.ndarray, fn: Callable[[object], object]
     return mapped[codes]
 
 
-def _str_per_distinct(values: pd.Series, fn: Callable[[object], object]):
+def _str_per_distinct(values: pd.Series, fn: Callable[[Any], object]) -> Any:
     """:func:`_per_distinct` as a string column array: only the distinct results are converted to the string
     dtype (pandas infers it as for any column of str), then taken per row (no per-row object conversion)."""
     codes, uniq = pd.factorize(values, use_na_sentinel=False)
@@ -149,7 +151,7 @@ def _finalize(
     underlying: str | None = None,
     underlying_name: str = "",
     valuation_time: pd.Timestamp | None = None,
-    trade_date=None,
+    trade_date: dt.date | None = None,
     extra_warnings: Iterable[str] = (),
     as_of: pd.Timestamp | None = None,
 ) -> Snapshot:
@@ -221,7 +223,7 @@ def _finalize(
         counts[name] = int(mask.sum())
         code |= mask.astype(np.int64) << bit
     names = list(rules)
-    df["flags"] = _str_per_distinct(pd.Series(code), lambda c: ";".join(n for b, n in enumerate(names) if c >> b & 1))
+    df["flags"] = _str_per_distinct(pd.Series(code), lambda c: ";".join(n for b, n in enumerate(names) if int(c) >> b & 1))
     df.loc[rules["vendor_iv_missing"], "vendor_iv"] = np.nan
     warnings.extend(extra_warnings)
 
@@ -266,7 +268,7 @@ def _sort_chain(df: pd.DataFrame) -> pd.DataFrame:
 
 
 @lru_cache(maxsize=512)
-def _trade_date_for(quote_time: pd.Timestamp):
+def _trade_date_for(quote_time: pd.Timestamp) -> dt.date:
     from volsurf.market import calendar
 
     return calendar.trade_date_for(quote_time)

@@ -22,7 +22,8 @@ def _datashop_frames(path: str, text: str) -> list[tuple[pd.Timestamp, pd.DataFr
         i = int(np.flatnonzero(qt.isna().to_numpy())[0])
         raise FormatError(path, f"cannot read quote_datetime {df['quote_datetime'].iloc[i]!r}", line=int(line_no[i]), column="quote_datetime", expected="YYYY-MM-DD HH:MM:SS")
     df = df.assign(_qt=qt.to_numpy(), _line=line_no)
-    return [(pd.Timestamp(t), g.drop(columns="_qt"), g["_line"].to_numpy()) for t, g in df.groupby("_qt", sort=True)]
+    return [(pd.Timestamp(t), g.drop(columns="_qt"), g["_line"].to_numpy())  # type: ignore[arg-type]
+            for t, g in df.groupby("_qt", sort=True)]
 
 
 def _datashop_snapshot(path: str, quote_time: pd.Timestamp, df: pd.DataFrame, line_no: np.ndarray, n_times: int, as_of: pd.Timestamp | None = None) -> Snapshot:

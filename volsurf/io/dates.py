@@ -296,19 +296,19 @@ def read_date_value(value: str) -> DateReading:
                 break
     if hour is not None and hour <= 12 and time_span is not None:
         # the AM/PM marker stands right after the time (or right before it: 오후 5:21, 下午5:21)
-        a = ampm_pat.match(s, time_span[1])
-        a = a if a and a.group(1).strip() else None
-        if a is None:
-            for b in ampm_pat.finditer(s, max(0, time_span[0] - 16), time_span[0]):
-                if b.group(1).strip() and not s[b.end() : time_span[0]].strip():
-                    a = b
-        if a and re.sub(r"[.\s]", "", a.group(1)) not in zones:
-            kind = ampm_table.get(re.sub(r"[.\s]", "", a.group(1)))
+        marker = ampm_pat.match(s, time_span[1])
+        marker = marker if marker and marker.group(1).strip() else None
+        if marker is None:
+            for cand in ampm_pat.finditer(s, max(0, time_span[0] - 16), time_span[0]):
+                if cand.group(1).strip() and not s[cand.end() : time_span[0]].strip():
+                    marker = cand
+        if marker and re.sub(r"[.\s]", "", marker.group(1)) not in zones:
+            kind = ampm_table.get(re.sub(r"[.\s]", "", marker.group(1)))
             if kind == "pm" and hour < 12:
                 hour += 12
             elif kind == "am" and hour == 12:
                 hour = 0
-            s = _blank(s, a)
+            s = _blank(s, marker)
     if offset is None:
         # a numeric offset standing apart from the time (after an AM/PM marker, or after a time-first date)
         off = re.search(r"(?:^|[\s(])([+-])(\d{2}):?(\d{2})(?!\d)", s)
@@ -364,6 +364,8 @@ def read_date_value(value: str) -> DateReading:
             if not nums:
                 raise ValueError("no day of the month")
             day = nums[0]
+    if month is None or day is None:
+        raise ValueError("no month or day")
     if not _valid(year, month, day):
         raise ValueError(f"no such date {year}-{month:02d}-{day:02d}")
     has_time = hour is not None

@@ -9,6 +9,7 @@ import glob
 import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -75,7 +76,7 @@ CHAIN_SUFFIXES = (".csv", ".txt", ".json")
 
 #: Per-file as-of overrides set by :func:`as_of_for` (path -> as-of), read by :func:`load` when the caller passes
 #: none: lets a command give ``--as-of`` for its chain file to code that loads it by path (the report pipeline).
-_AS_OF_FOR: contextvars.ContextVar[dict[str, object] | None] = contextvars.ContextVar("volsurf_as_of_for", default=None)
+_AS_OF_FOR: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("volsurf_as_of_for", default=None)
 
 
 @contextlib.contextmanager
@@ -101,7 +102,7 @@ def as_of_for(path: str | os.PathLike, as_of: object) -> Iterator[None]:
         _AS_OF_FOR.reset(token)
 
 
-def _options(path: str, options: dict[str, object]) -> dict[str, object]:
+def _options(path: str, options: dict[str, Any]) -> dict[str, Any]:
     """``options`` with ``as_of`` read into a New York timestamp (dropped when None)."""
     if options.get("as_of") is None:
         override = (_AS_OF_FOR.get() or {}).get(os.path.abspath(path))
@@ -112,7 +113,7 @@ def _options(path: str, options: dict[str, object]) -> dict[str, object]:
         options.pop("as_of", None)
         return options
     try:
-        options["as_of"] = parse_as_of(as_of)  # type: ignore[arg-type]
+        options["as_of"] = parse_as_of(as_of)
     except ValueError as exc:
         raise ParameterError(f"cannot read the as-of time {as_of!r} ({exc})",
                              hint="give a date and time such as '2022-04-01 16:15' (New York time) or '2022-04-01T20:15Z'") from exc
@@ -134,7 +135,7 @@ def _read(path: str) -> tuple[str, list[str], str]:
     return text, lines, fmt
 
 
-def load(path: str | os.PathLike, **options: object) -> Snapshot:
+def load(path: str | os.PathLike, **options: Any) -> Snapshot:
     """Load one chain file of any supported format (detected by content) into a :class:`Snapshot`.
 
     Parameters
@@ -161,14 +162,15 @@ def load(path: str | os.PathLike, **options: object) -> Snapshot:
     return snap
 
 
-def load_all(path: str | os.PathLike, **options: object) -> list[Snapshot]:
+def load_all(path: str | os.PathLike, **options: Any) -> list[Snapshot]:
     """Every snapshot in a file: one per quote time for DataShop/OptionsDX files, else ``[load(path)]``."""
     p = str(path)
     options = _options(p, dict(options))
     text, lines, fmt = _read(p)
     if fmt == "datashop":
         groups = _datashop_frames(p, text)
-        return [_datashop_snapshot(p, t, g, ln, len(groups), options.get("as_of")) for t, g, ln in groups]
+        as_of = options.get("as_of")
+        return [_datashop_snapshot(p, t, g, ln, len(groups), as_of) for t, g, ln in groups]
     if fmt == "optionsdx":
         df, line_no = _read_long_csv(p, text)
         df.columns = [c.strip().strip("[]").upper() for c in df.columns]
@@ -207,8 +209,7 @@ def expand_paths(paths: Iterable[str]) -> list[str]:
             out.extend(found)
         else:
             out.append(p)
-    seen: set[str] = set()
-    return [x for x in out if not (x in seen or seen.add(x))]
+    return list(dict.fromkeys(out))
 
 
 def load_many(
@@ -217,7 +218,7 @@ def load_many(
     progress: bool | None = None,
     strict: bool = False,
     skipped: list[tuple[str, str]] | None = None,
-    **options: object,
+    **options: Any,
 ) -> list[Snapshot]:
     """Load many files (paths, directories, globs): one snapshot per distinct snapshot, in trading-date (then
     quote-time) order.

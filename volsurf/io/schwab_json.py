@@ -95,7 +95,7 @@ def _load_schwab_json(path: str, text: str, lines: list[str], *, as_of: pd.Times
     if settlement is not None:
         frame["settlement"] = settlement
     spot = obj.get("underlyingPrice")
-    und = obj.get("underlying") if isinstance(obj.get("underlying"), dict) else {}
+    und: dict = obj["underlying"] if isinstance(obj.get("underlying"), dict) else {}
     if not isinstance(spot, int | float) or not spot > 0:
         spot = und.get("last") or und.get("mark")
     if not isinstance(spot, int | float) or not spot > 0:

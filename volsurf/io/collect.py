@@ -108,6 +108,12 @@ def dedupe(keys: Iterable[SnapshotKey]) -> tuple[list[SnapshotKey], list[tuple[s
     return kept, skipped, notes
 
 
+def _reason(path: str, exc: VolsurfError) -> str:
+    """The error's one line without the leading file name (the skip list names the file)."""
+    text = exc.one_line()
+    return text[len(path) + 2 :] if text.startswith(f"{path}: ") else text
+
+
 def _iterate(files: list[str], progress: bool | None, desc: str) -> Iterable[str]:
     if progress is None:
         import sys
@@ -156,7 +162,7 @@ def collect(
         except VolsurfError as exc:
             if strict:
                 raise
-            out.skipped.append((f, exc.one_line()))
+            out.skipped.append((f, _reason(f, exc)))
             continue
         snaps[f] = snap
         keys.append(snapshot_key(snap))
@@ -202,7 +208,7 @@ def screen_files(
         except VolsurfError as exc:
             if strict:
                 raise
-            skipped.append((f, exc.one_line()))
+            skipped.append((f, _reason(f, exc)))
             continue
         keys.append(key)
     kept, dup_skipped, notes = dedupe(keys)

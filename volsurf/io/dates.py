@@ -192,6 +192,8 @@ _TIME_DOT = re.compile(r"(?<![\d.])(\d{1,2})\.(\d{2})(?:\.(\d{2}))?(?:\s*\(?\s*(
 _CJK = {"year": re.compile(r"(\d{4})\s*[年년]"), "day": re.compile(r"(?<!\d)(\d{1,2})\s*[日일]")}
 _UPPER_TOKEN = re.compile(r"(?<![A-Za-z])([A-Z]{2,5})(?![A-Za-z])")
 _KNOWN_UPPER = frozenset({"AM", "PM", "GMT", "UTC", "UT"})
+#: Words written between date and time (or after it) that are no zone, whatever their case.
+_CONNECTORS = frozenset("at um uhr kl klo om alle las der den the and und et y às ás le el del ora hrs".split())
 
 
 def _blank(s: str, m: re.Match) -> str:
@@ -331,7 +333,8 @@ def read_date_value(value: str) -> DateReading:
             tail = original.split(":", 1)[-1] if _LABEL.match(original) else original
             for u in _UPPER_TOKEN.findall(tail):
                 low = u.casefold()
-                if u not in _KNOWN_UPPER and low not in months and low not in weekdays and low not in ampm_table:
+                if (len(u) >= 3 and u not in _KNOWN_UPPER and low not in months and low not in weekdays
+                        and low not in ampm_table and low not in fillers and low not in _CONNECTORS):
                     raise ValueError(f"unknown time zone {u!r}")
     if year is None:
         cy = _CJK["year"].search(s)

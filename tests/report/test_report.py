@@ -164,3 +164,22 @@ def test_skew_chart_series_are_decimal_vols(spx_report: Path):
     rr_line = next(line for line in ax.get_lines() if line.get_label() == "25d risk reversal")
     assert rr_line.get_ydata()[1] == pytest.approx(100 * summary["headline"]["rr25_30d"])
     assert all(abs(v) < 40 for line in ax.get_lines() for v in line.get_ydata() if v == v)
+
+
+def test_report_on_the_older_cboe_payload_lists_what_it_cannot_compute(tmp_path: Path):
+    """The 2022 Cboe JSON has no bid/ask: the report runs with --as-of on OI, volume and the feed's IVs."""
+    path = REAL.parent / "real_feeds" / "cboe_delayed_json" / "spy_2022-04-04_data_only.json"
+    if not path.exists():
+        pytest.skip("needs ../shared/real_feeds beside the checkout")
+    assert run_cli("report", path, "-o", tmp_path / "x").exit_code == 2  # no as-of time in the file
+    res = run_cli("report", path, "--as-of", "2022-04-04 09:00", "-o", tmp_path / "out", "--format", "json")
+    assert res.exit_code == 0, res.stderr
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
+    for key in ("surface", "atm_iv_30d", "variance_index_30d", "skew_index_30d", "rr25_30d"):
+        assert "no per-option bid/ask" in summary["absent"][key], key
+    h = summary["headline"]
+    assert h["atm_iv_30d"] is None and h["rr25_30d"] is None
+    assert 0 < h["otm_put_oi_share"] < 1 and h["net_gex"] is not None
+    assert "feed's own IVs" in summary["assumptions"]["gex_ivs"]
+    page = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert "Signals absent" in page and "no per-option bid/ask" in page

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -50,12 +51,12 @@ def chart_tasks(analysis: Analysis, *, include_surface: bool = True) -> list[tup
     bs = g.by_strike
     days, series = skew_term_series(m)
     tasks: list[tuple[str, str, Callable[[], Any]]] = (
-        surface_chart_tasks(analysis.snapshot, analysis.surface) if include_surface else []
+        surface_chart_tasks(analysis.snapshot, analysis.surface)
+        if include_surface and analysis.surface is not None else []
     )
-    tasks += [
-        ("skew_term", "charts: skew",
-         lambda: skew_plots.plot_skew_term(days, series, trade_date=td, underlying=und)),
-    ]
+    if any(v is not None and math.isfinite(v) for vals in series.values() for v in vals):
+        tasks.append(("skew_term", "charts: skew",
+                      lambda: skew_plots.plot_skew_term(days, series, trade_date=td, underlying=und)))
     if m.smile_curves:
         tasks.append(("cm_smiles", "charts: skew",
                       lambda: skew_plots.plot_smiles(m.smile_curves, trade_date=td, underlying=und)))

@@ -86,6 +86,7 @@ def compare(
     history: Sequence[str] | None = None,
     surface_method: str = DEFAULT_SURFACE_METHOD,
     thresholds: FlagThresholds | None = None,
+    history_store: str | None = None,
 ) -> Comparison:
     """Measure the previous snapshot or the history the same way as ``current`` and pair them with it.
 
@@ -105,14 +106,27 @@ def compare(
         measured on, so that changes compare like with like.
     thresholds : FlagThresholds, optional
         Their ``baseline_window`` and ``min_history`` shape the history's baselines.
+    history_store : str, optional
+        A Parquet store (``volsurf ingest``) whose metrics of the same underlying before the current trade date
+        serve as the history, read without refitting (:func:`volsurf.history.stored.stored_history`).
     """
     from volsurf.analytics.demand import demand_change
     from volsurf.analytics.measure import path_metrics
     from volsurf.signals.flags import FlagThresholds
 
-    if previous and history:
-        raise ParameterError("give a previous snapshot or a history, not both")
+    if sum(bool(x) for x in (previous, history, history_store)) > 1:
+        raise ParameterError("give one of a previous snapshot, a history or a history store")
     th = thresholds or FlagThresholds()
+    if history_store:
+        from volsurf.history.stored import stored_history
+
+        if surface_method != "fitted":
+            raise ParameterError("a history store holds metrics of the fitted surface", hint="use --surface fitted")
+        records, stored_prev = stored_history(history_store, current, window=th.baseline_window,
+                                              min_history=th.min_history)
+        if stored_prev is None:
+            return Comparison("history", None, (), None, ())
+        return Comparison("history", stored_prev, tuple(records), demand_change(current.demand, stored_prev.demand))
     notes: list[str] = []
     if previous:
         prev = path_metrics(previous, surface=surface_method)
@@ -185,6 +199,15 @@ def evaluate(
     return flags
 
 
+def _with_vendor_ivs(enriched: Any) -> Any:
+    """``enriched`` with the vendor's IV as each option's mid IV (for GEX on a feed that has no quotes)."""
+    import dataclasses
+
+    f = enriched.frame.assign(iv_mid=enriched.frame["vendor_iv"], iv_bid=float("nan"), iv_ask=float("nan"))
+    return dataclasses.replace(enriched, frame=f, assumptions={
+        **enriched.assumptions, "gex_ivs": "the feed's own IVs (the file has no bid/ask to compute IVs from)"})
+
+
 def cta_for(prices_path: str, trade_date: Any, column: str | None = None) -> CtaResult:
     """The trend-follower model on the snapshot's trade date from a daily price file (last close on or before)."""
     from volsurf.flows.cta import cta_positioning, load_prices
@@ -212,13 +235,15 @@ def flags_for_file(
     thresholds: FlagThresholds | None = None,
     surface_method: str = DEFAULT_SURFACE_METHOD,
     cta_prices: str | None = None,
+    history_store: str | None = None,
 ) -> FlagsResult:
-    """Load, measure and compare one chain file and evaluate its flags (the same steps as :func:`analyze`)."""
+    """Load, measure and compare one chain file and evaluate its flags (the same steps as :func:`analyze`;
+    ``history_store``: see :func:`compare`)."""
     from volsurf.analytics.measure import path_metrics
 
     current = path_metrics(path, surface=surface_method)
     comparison = compare(current, current_path=path, previous=previous, history=history,
-                         surface_method=surface_method, thresholds=thresholds)
+                         surface_method=surface_method, thresholds=thresholds, history_store=history_store)
     cta = cta_for(cta_prices, current.trade_date) if cta_prices else None
     flags = evaluate(current, comparison, equity_ytd=equity_ytd, bond_ytd=bond_ytd, thresholds=thresholds, cta=cta)
     return FlagsResult(current, comparison, flags, cta)
@@ -234,8 +259,10 @@ def analyze(
     assumption: str | None = None,
     cta_prices: str | None = None,
     thresholds: FlagThresholds | None = None,
+    as_of: Any = None,
     progress: Callable[[str], None] | None = None,
     on_surface: Callable[[Any, Any], Any] | None = None,
+    history_store: str | None = None,
 ) -> Analysis:
     """Run the whole pipeline on one chain file.
 
@@ -249,6 +276,9 @@ def analyze(
         Earlier snapshots (files, directories, globs): trailing baselines for the flags.
     equity_ytd, bond_ytd : float, optional
         Year-to-date (or since-last-rebalance) returns, decimal, for the rebalancing-flow context.
+    as_of : Timestamp or str, optional
+        Overrides the chain file's as-of time (not the previous or history files'); required by feeds that carry
+        none (the older Cboe JSON payload).
     cta_prices : str, optional
         Daily closes of the underlying's index (CSV) for the trend-follower (CTA) model and its alignment flag.
     thresholds : FlagThresholds, optional
@@ -260,12 +290,15 @@ def analyze(
     on_surface : callable, optional
         Called as ``on_surface(snapshot, surface)`` right after the surface fit; its return value is kept as
         ``Analysis.early_charts`` (the CLI starts drawing the surface charts there, in parallel with the rest).
+    history_store : str, optional
+        A Parquet store (``volsurf ingest``) as the history, read without refitting (see :func:`compare`).
     """
     import time
 
     from volsurf.analytics import gex_report as gexmod
     from volsurf.analytics.measure import snapshot_metrics
-    from volsurf.io.formats import load
+    from volsurf.io import load
+    from volsurf.io.common import quotes_absent_reason
     from volsurf.pricing.enrich import enrich
     from volsurf.surface.summary import fit_from_enriched, surface_summary
 
@@ -279,23 +312,30 @@ def analyze(
         times[name] = time.perf_counter() - t0
         return out
 
-    snapshot = timed("load", lambda: load(path))
+    snapshot = timed("load", lambda: load(path, as_of=as_of))
     enriched = timed("enrich", lambda: enrich(snapshot))
-    surface = timed("surface", lambda: fit_from_enriched(enriched))
-    early = on_surface(snapshot, surface) if on_surface is not None else None
+    no_quotes = quotes_absent_reason(snapshot)
+    if no_quotes is None:
+        surface = timed("surface", lambda: fit_from_enriched(enriched))
+        early = on_surface(snapshot, surface) if on_surface is not None else None
+    else:
+        # A feed without bid/ask (the older Cboe JSON payload): no IVs of our own, so no surface and no skew;
+        # demand, put/call ratios and GEX from the feed's own IVs are still computable (reported as such).
+        surface, early = None, None
     metrics = timed("skew", lambda: snapshot_metrics(
         snapshot, enriched=enriched, fitted_surface=surface, per_expiry=False, chart_data=True))
 
     comparison = timed("compare", lambda: compare(
         metrics, current_path=path, previous=previous, history=history, surface_method=DEFAULT_SURFACE_METHOD,
-        thresholds=thresholds))
+        thresholds=thresholds, history_store=history_store))
     cta = cta_for(cta_prices, snapshot.meta.trade_date) if cta_prices else None
     flags = timed("flags", lambda: evaluate(metrics, comparison, equity_ytd=equity_ytd, bond_ytd=bond_ytd,
                                             thresholds=thresholds, cta=cta))
-    gex_kwargs: dict[str, Any] = {"vol": gexmod.surface_vol(surface)}
+    gex_kwargs: dict[str, Any] = {"vol": gexmod.surface_vol(surface)} if surface is not None else {}
     if assumption:
         gex_kwargs["assumption"] = assumption
-    gex = timed("gex", lambda: gexmod.gex_report(enriched, **gex_kwargs))
+    gex_input = enriched if surface is not None else _with_vendor_ivs(enriched)
+    gex = timed("gex", lambda: gexmod.gex_report(gex_input, **gex_kwargs))
     rebalance = None
     if equity_ytd is not None and bond_ytd is not None:
         from volsurf.flows.rebalance import rebalance_flow
@@ -304,8 +344,9 @@ def analyze(
 
     summary = build_summary(
         snapshot=snapshot,
-        enriched=enriched,
-        surface_obj=surface_summary(surface, enriched),
+        enriched=gex_input,
+        surface_obj=(surface_summary(surface, enriched) if surface is not None
+                     else {"available": False, "reason": no_quotes, "expiries": []}),
         metrics=metrics,
         prev_metrics=comparison.previous,
         demand_chg=comparison.demand_change,

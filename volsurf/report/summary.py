@@ -45,6 +45,9 @@ def build_summary(
     vi = metrics.variance_index
     if not vi.get("available", vi.get("index") is not None):
         absent["variance_index_30d"] = vi.get("reason", "not available")
+    si = metrics.skew_index
+    if si.get("index") is None:
+        absent["skew_index_30d"] = si.get("reason") or "not available"
     if _num(cm30.get("rr25")) is None:
         absent["rr25_30d"] = cm30.get("reason") or "no 30-day smile (the chain does not reach 30 days)"
     if prev_metrics is None:
@@ -53,6 +56,10 @@ def build_summary(
         absent["gamma_flip"] = g.get("gamma_flip_reason") or "no zero crossing of the GEX profile in range"
     if rebalance is None:
         absent["rebalance"] = "no year-to-date returns given (--equity-ytd and --bond-ytd)"
+    if surface_obj.get("available") is False:
+        # no quotes at all: every figure that needs our own IVs is absent for that one reason
+        for key in ("surface", "atm_iv_30d", "variance_index_30d", "skew_index_30d", "rr25_30d"):
+            absent[key] = str(surface_obj.get("reason"))
     if cta is None:
         absent["cta"] = "no daily price file for the trend-follower model (--cta-prices or --equity-prices)"
     # The figures' definitions live in volsurf.analytics.headline (the Parquet store keeps the same ones).
@@ -82,6 +89,7 @@ def build_summary(
             "skew": {
                 "constant_maturity": metrics.to_dict()["constant_maturity"],
                 "variance_index": metrics.variance_index,
+                "skew_index": metrics.skew_index,
                 "delta_convention": "undiscounted forward delta N(d1), not premium-adjusted",
                 "surface_source": metrics.surface_source,
                 "previous": (

@@ -42,13 +42,16 @@ def _readable(h: dict[str, Any]) -> dict[str, Any]:
 @click.option("--previous", type=click.Path(dir_okay=False), default=None,
               help="An earlier snapshot of the same underlying (changes in skew and demand).")
 @click.option("--history", multiple=True, help="Earlier snapshots (files, directories or globs) for baselines.")
+@click.option("--history-store", default=None,
+              help="A Parquet store (volsurf ingest) as the history: baselines and flags without refitting.")
 @rebalance_options
 @click.option("--assumption", default=None, help="Dealer positioning for GEX (see `volsurf gex --help`).")
 @format_option("table")
 @as_of_option()
 def report_cmd(file: str, out_dir: str, previous: str | None, history: tuple[str, ...], equity_ytd: float | None,
                bond_ytd: float | None, equity_prices: str | None, bond_prices: str | None, since: str,
-               cta_prices: str | None, assumption: str | None, fmt: str, as_of: str | None) -> None:
+               cta_prices: str | None, assumption: str | None, fmt: str, as_of: str | None,
+               history_store: str | None = None) -> None:
     """Full analysis of chain FILE: writes DIR/report.html (self-contained), DIR/summary.json and the charts.
 
     The page opens with the verdict (calendar position, gamma regime and flip, walls, ATM IV, variance index,
@@ -65,7 +68,6 @@ def report_cmd(file: str, out_dir: str, previous: str | None, history: tuple[str
 
     from volsurf._paths import output_dir, staging
     from volsurf.cli.output import dumps_json, key_values_table
-    from volsurf.io.detect import as_of_for
     from volsurf.io.formats import load
     from volsurf.report.charts import start_surface_charts
     from volsurf.report.html import write_report
@@ -96,10 +98,10 @@ def report_cmd(file: str, out_dir: str, previous: str | None, history: tuple[str
 
         try:
             # The surface charts start drawing in a forked child as soon as the fit exists.
-            with as_of_for(file, as_of):  # --as-of applies to FILE only, not to --previous/--history
-                analysis = analyze(file, previous=previous, history=list(history) or None, equity_ytd=equity_ytd,
-                                   bond_ytd=bond_ytd, assumption=assumption, cta_prices=cta_prices or equity_prices,
-                                   progress=step, on_surface=charts_early)
+            # --as-of applies to FILE only, not to --previous/--history
+            analysis = analyze(file, previous=previous, history=list(history) or None, equity_ytd=equity_ytd,
+                               bond_ytd=bond_ytd, assumption=assumption, cta_prices=cta_prices or equity_prices,
+                               as_of=as_of, progress=step, on_surface=charts_early, history_store=history_store)
             page = write_report(analysis, out, progress=step, stage=stage)
         finally:
             for job in jobs:

@@ -243,7 +243,7 @@ def _track_plots(res: Any, plot_dir: str) -> list[str]:
 
 
 @click.command("track")
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("paths", nargs=-1, required=False)
 @format_option()
 @output_option()
 @plot_dir_option()
@@ -255,8 +255,18 @@ def _track_plots(res: Any, plot_dir: str) -> list[str]:
               help="Fewest prior snapshots for a baseline z-score.")
 @click.option("--strict", is_flag=True, help="Fail on the first unreadable file instead of skipping it.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: on a TTY, >10 files).")
+@click.option("--store", "store_url", default=None,
+              help="Read the metrics of a Parquet store (volsurf ingest) instead of PATHS: no refit; the store's "
+                   "metrics are those of --surface fitted.")
+@click.option("--underlying", default=None, help="With --store: the underlying (needed when it holds several).")
+@click.option("--from", "date_from", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="With --store: first trade date (YYYY-MM-DD).")
+@click.option("--to", "date_to", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="With --store: last trade date (YYYY-MM-DD).")
 def track_cmd(paths: tuple[str, ...], fmt: str, output: str | None, plot_dir: str | None, surface_method: str,
-              jobs: int, window: int, min_history: int, strict: bool, progress: bool | None) -> None:
+              jobs: int, window: int, min_history: int, strict: bool, progress: bool | None,
+              store_url: str | None = None, underlying: str | None = None, date_from: Any = None,
+              date_to: Any = None) -> None:
     """Skew and OTM put demand of each snapshot in PATHS (files, directories, globs; one underlying), ordered
     by trade date, with trailing-baseline z-scores (`_z`) and like-for-like share changes (`d_`).
 
@@ -264,14 +274,28 @@ def track_cmd(paths: tuple[str, ...], fmt: str, output: str | None, plot_dir: st
     Example:
       volsurf track ../shared/real_chains/cboe_ralph-e-boy_gamma-chart/ --plot charts/
       volsurf track 'history/spy_*.csv' --jobs 2 --progress --format csv -o spy_skew.csv
+      volsurf track --store history.store --underlying SPX --from 2025-01-01
     """
     from volsurf.errors import ParameterError
     from volsurf.history.track import track
 
     if min_history > window:
         raise ParameterError(f"--min-history {min_history} exceeds --window {window}")
-    res = track(list(paths), progress=progress, jobs=jobs, window=window, min_history=min_history, strict=strict,
-                surface=surface_method)
+    if store_url is not None:
+        from volsurf.history.stored import stored_series
+
+        if paths:
+            raise ParameterError("give PATHS or --store, not both")
+        res = stored_series(store_url, underlying=underlying, window=window, min_history=min_history,
+                            start=date_from.date().isoformat() if date_from else None,
+                            end=date_to.date().isoformat() if date_to else None)
+    elif not paths:
+        raise ParameterError("no files to track", hint="give PATHS (files, directories, globs) or --store DIR")
+    elif underlying or date_from or date_to:
+        raise ParameterError("--underlying, --from and --to go with --store")
+    else:
+        res = track(list(paths), progress=progress, jobs=jobs, window=window, min_history=min_history,
+                    strict=strict, surface=surface_method)
     for path, reason in res.skipped:
         click.echo(f"skipped {path}: {reason}", err=True)
     records = res.records()
@@ -309,6 +333,8 @@ def _short(v: Any) -> str:
 @click.option("--previous", type=click.Path(dir_okay=False), default=None,
               help="The previous snapshot of the same underlying (change mode).")
 @click.option("--history", multiple=True, help="Earlier snapshots (files, dirs, globs; repeatable): baseline mode.")
+@click.option("--history-store", default=None,
+              help="A Parquet store (volsurf ingest) as the history: baseline mode without refitting.")
 @rebalance_options
 @click.option("--threshold", "thresholds", multiple=True, metavar="NAME=VALUE",
               help="Override a threshold (see docs/skew.md), e.g. --threshold z=2 --threshold rr25_change=0.005.")
@@ -317,7 +343,8 @@ def _short(v: Any) -> str:
 @output_option()
 def flags_cmd(file: str, previous: str | None, history: tuple[str, ...], equity_ytd: float | None,
               bond_ytd: float | None, equity_prices: str | None, bond_prices: str | None, since: str,
-              cta_prices: str | None, thresholds: tuple[str, ...], surface_method: str, fmt: str, output: str | None) -> None:
+              cta_prices: str | None, thresholds: tuple[str, ...], surface_method: str, fmt: str, output: str | None,
+              history_store: str | None = None) -> None:
     """Evaluate the quarter-end flags on FILE and print each with its strength and evidence.
 
     Rules (docs/skew.md): quarter_end_window, skew_steepening, otm_put_demand_rising, quarter_end_hedging
@@ -334,8 +361,8 @@ def flags_cmd(file: str, previous: str | None, history: tuple[str, ...], equity_
     from volsurf.report.pipeline import flags_for_file
     from volsurf.signals.flags import FlagThresholds
 
-    if previous and history:
-        raise ParameterError("give --previous or --history, not both")
+    if sum(bool(x) for x in (previous, history, history_store)) > 1:
+        raise ParameterError("give one of --previous, --history and --history-store")
     overrides = {}
     for item in thresholds:
         name, sep, value = item.partition("=")
@@ -350,7 +377,7 @@ def flags_cmd(file: str, previous: str | None, history: tuple[str, ...], equity_
         raise ParameterError("--equity-ytd and --bond-ytd go together", hint="give both returns, or neither")
     res = flags_for_file(file, previous=previous, history=list(history) or None, equity_ytd=equity_ytd,
                          bond_ytd=bond_ytd, thresholds=th, surface_method=surface_method,
-                         cta_prices=cta_prices or equity_prices)
+                         cta_prices=cta_prices or equity_prices, history_store=history_store)
     flags, rec = res.flags, res.current.record()
     objs = [f.to_dict() for f in flags]
     if fmt == "json":

@@ -1,0 +1,83 @@
+"""`volsurf ingest`, `volsurf query` and `volsurf track --store` through the real entry point."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import SAMPLES, run_cli
+
+SPY = [SAMPLES / "spy_2025-06-09_close.csv", SAMPLES / "spy_2025-08-29_close.csv"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = str(tmp_path_factory.mktemp("cli") / "h.store")
+    res = run_cli("ingest", *map(str, SPY), "--store", url, "--jobs", "1", "--format", "json")
+    assert res.exit_code == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["added"] == 2 and out["failed"] == 0
+    assert {o["status"] for o in out["outcomes"]} == {"added"}
+    return url
+
+
+def test_ingest_again_table(store: str) -> None:
+    res = run_cli("ingest", str(SPY[0]), "--store", store, "--jobs", "1")
+    assert res.exit_code == 0, res.stderr
+    assert "present" in res.stdout and "added" in res.stdout
+
+
+def test_query_formats(store: str) -> None:
+    sql = "SELECT trade_date, underlying, rr25_30d, regime FROM metrics ORDER BY trade_date"
+    res = run_cli("query", "--store", store, sql, "--format", "json")
+    assert res.exit_code == 0, res.stderr
+    rows = json.loads(res.stdout)
+    assert [r["trade_date"] for r in rows] == ["2025-06-09", "2025-08-29"]
+    res = run_cli("query", "--store", store, sql, "--format", "csv")
+    assert res.stdout.splitlines()[0] == "trade_date,underlying,rr25_30d,regime"
+    res = run_cli("query", "--store", store, "SELECT count(*) AS n FROM contracts")
+    assert res.exit_code == 0 and "n" in res.stdout
+
+
+def test_query_errors_are_one_line(store: str, tmp_path: Path) -> None:
+    res = run_cli("query", "--store", store, "SELECT nope FROM metrics")
+    assert res.exit_code == 2
+    assert res.stderr.startswith("Error: query failed") and res.stderr.count("\n") == 1
+    res = run_cli("query", "--store", str(tmp_path), "SELECT 1")
+    assert res.exit_code == 2 and "not a volsurf store" in res.stderr
+
+
+def test_track_store_equals_track_files(store: str) -> None:
+    a = run_cli("track", *map(str, SPY), "--surface", "fitted", "--format", "json", "--min-history", "2",
+                "--window", "5")
+    b = run_cli("track", "--store", store, "--format", "json", "--min-history", "2", "--window", "5")
+    assert a.exit_code == 0 and b.exit_code == 0, a.stderr + b.stderr
+    assert json.loads(a.stdout)["series"] == json.loads(b.stdout)["series"]
+    c = run_cli("track", "--store", store, "--from", "2025-07-01", "--format", "csv")
+    assert c.exit_code == 0 and len(c.stdout.strip().splitlines()) == 2
+
+
+def test_track_store_bad_input(store: str) -> None:
+    res = run_cli("track", str(SPY[0]), "--store", store)
+    assert res.exit_code == 2 and "not both" in res.stderr
+    res = run_cli("track", "--store", store, "--underlying", "QQQ")
+    assert res.exit_code == 2 and res.stderr.startswith("Error: no stored snapshot of QQQ")
+    res = run_cli("track")
+    assert res.exit_code == 2 and "no files to track" in res.stderr
+    res = run_cli("track", "--store", store, "--from", "01/07/2025")
+    assert res.exit_code == 2
+
+
+def test_report_and_flags_with_history_store(store: str, tmp_path: Path) -> None:
+    """--history-store gives the flags --history gives over the same files (no refit of the history)."""
+    cur = SAMPLES / "spy_2025-08-29_close.csv"
+    a = run_cli("flags", str(cur), "--history", str(SPY[0]), "--format", "json")
+    b = run_cli("flags", str(cur), "--history-store", store, "--format", "json")
+    assert a.exit_code == 0 and b.exit_code == 0, a.stderr + b.stderr
+    assert json.loads(a.stdout) == json.loads(b.stdout)
+    r = run_cli("report", str(cur), "--history-store", store, "-o", str(tmp_path / "rep"), "--format", "json")
+    assert r.exit_code == 0, r.stderr
+    summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
+    assert summary["skew"]["history_snapshots"] == 1
+    assert summary["skew"]["previous"]["trade_date"] == "2025-06-09"

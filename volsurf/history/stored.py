@@ -1,0 +1,266 @@
+"""Reading the store back: the ``track`` series and the report's history from stored metrics (no refit).
+
+:func:`stored_series` gives the series :func:`volsurf.history.track.track` gives over the same files with
+``surface="fitted"`` (same columns, baselines and like-for-like demand changes), from the ``metrics`` table alone.
+:func:`stored_history` gives what :func:`volsurf.report.pipeline.compare` needs in history mode: the records
+before a trade date and the latest earlier snapshot as a :class:`~volsurf.analytics.measure.SnapshotMetrics`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from volsurf.errors import DataError, ParameterError
+from volsurf.history.store import DEMAND_EXPIRY_FLOATS, Store
+from volsurf.history.track import BASELINE_METRICS, TrackResult
+
+#: Floor of the baseline standard deviation, as in :func:`volsurf.history.track.track`.
+BASELINE_FLOOR = 0.0025
+
+_SUMS: tuple[str, ...] = ("call_volume", "put_volume", "otm_put_volume", "call_oi", "put_oi", "otm_put_oi")
+_SHARES: tuple[str, ...] = ("otm_put_volume_share", "otm_put_oi_share", "put_call_volume_ratio", "put_call_oi_ratio")
+
+
+def record_columns(store: Store) -> list[str]:
+    """The :meth:`SnapshotMetrics.record` columns the store's metrics files were written with."""
+    import pyarrow.parquet as pq
+
+    from volsurf.history.ingest import RECORD_COLUMNS_KEY
+
+    files = store._files("metrics")
+    if not files:
+        return []
+    if store.local:
+        schema = pq.read_schema(files[-1])
+    else:
+        with store.fs.open(files[-1], "rb") as fh:
+            schema = pq.read_schema(fh)
+    meta = schema.metadata or {}
+    return meta.get(RECORD_COLUMNS_KEY, b"").decode().split(",")
+
+
+def _read(store: Store, underlying: str | None, start: str | None, end: str | None,
+          before: str | None) -> pd.DataFrame:
+    import pyarrow.dataset as ds
+
+    flt = None
+    for cond in (
+        ds.field("underlying") == underlying if underlying else None,
+        ds.field("trade_date") >= start if start else None,
+        ds.field("trade_date") <= end if end else None,
+        ds.field("trade_date") < before if before else None,
+    ):
+        if cond is not None:
+            flt = cond if flt is None else (flt & cond)
+    tab = store.read_table("metrics", filters=flt)
+    if tab is None or tab.num_rows == 0:
+        return pd.DataFrame()
+    df = tab.to_pandas()
+    return df.sort_values(["trade_date", "valuation_time", "quote_time", "snapshot_id"], kind="stable").reset_index(
+        drop=True)
+
+
+def _like_for_like(by_expiry: Sequence[Any]) -> dict[str, np.ndarray]:
+    """Like-for-like share changes of each row against the previous one (as
+    :func:`volsurf.analytics.demand.demand_change`), vectorized over the series."""
+    from volsurf.analytics.demand import _with_ratios
+
+    n = len(by_expiry)
+    out = {c: np.full(n, np.nan) for c in _SHARES}
+    lengths = np.array([len(x) if x is not None else 0 for x in by_expiry])
+    if n < 2 or lengths.sum() == 0:
+        return out
+    rows = [r for x in by_expiry if x is not None for r in x]
+    long = pd.DataFrame.from_records(rows, columns=["expiry_date", *DEMAND_EXPIRY_FLOATS])
+    long["pos"] = np.repeat(np.arange(n), lengths)
+    prev = long[["pos", "expiry_date", *_SUMS]].assign(pos=long["pos"] + 1)
+    merged = long[["pos", "expiry_date", *_SUMS]].merge(prev, on=["pos", "expiry_date"], suffixes=("", "_prev"))
+    merged[[*_SUMS, *(f"{c}_prev" for c in _SUMS)]] = merged[[*_SUMS, *(f"{c}_prev" for c in _SUMS)]].fillna(0.0)
+    cur = merged.groupby("pos")[list(_SUMS)].sum()
+    prv = merged.groupby("pos")[[f"{c}_prev" for c in _SUMS]].sum()
+    prv.columns = list(_SUMS)
+    cur_r, prev_r = _with_ratios(cur), _with_ratios(prv)
+    pos = np.arange(1, n)
+    for c in _SHARES:
+        d = (cur_r[c] - prev_r[c]).reindex(pos)
+        # positions with no expiry in common: the shares of two empty sums (NaN), as demand_change gives
+        out[c][1:] = d.to_numpy(dtype=float)
+    return out
+
+
+def stored_series(
+    store_url: str,
+    *,
+    underlying: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    before: str | None = None,
+    window: int = 20,
+    min_history: int = 5,
+    keep_duplicates: bool = False,
+) -> TrackResult:
+    """The ``track`` series of the stored snapshots (no file is read or fitted again).
+
+    Parameters
+    ----------
+    store_url : str
+        The store.
+    underlying : str, optional
+        Required when the store holds several underlyings.
+    start, end : str, optional
+        Trade-date range, ISO dates, inclusive.
+    before : str, optional
+        Only trade dates strictly before this ISO date.
+    window, min_history : int
+        Trailing baseline (see :mod:`volsurf.signals.flags`).
+    keep_duplicates : bool
+        Keep several snapshots of one trade date (default: the latest valuation time).
+
+    Returns
+    -------
+    TrackResult
+        ``series`` as :func:`volsurf.history.track.track` with ``surface="fitted"``; ``snapshots`` is empty (use
+        :func:`metrics_from_row` on a row of :meth:`Store.read_metrics` for one snapshot's objects).
+    """
+    from volsurf.signals.flags import rolling_baseline
+
+    store = Store.open(store_url)
+    df = _read(store, underlying, start, end, before)
+    if df.empty:
+        what = f" of {underlying}" if underlying else ""
+        raise DataError(f"no stored snapshot{what} in the range", hint="check --underlying, --from and --to")
+    unders = sorted(df["underlying"].astype(str).unique())
+    if len(unders) > 1:
+        raise ParameterError(f"the store holds several underlyings: {', '.join(unders)}",
+                             hint="pick one with --underlying")
+    skipped: list[tuple[str, str]] = []
+    if not keep_duplicates:
+        superseded = df["trade_date"].duplicated(keep="last").to_numpy()
+        for src, d in zip(df.loc[superseded, "source_file"], df.loc[superseded, "trade_date"], strict=True):
+            skipped.append((str(src), f"superseded by a later snapshot of {d}"))
+        df = df.loc[~superseded].reset_index(drop=True)
+    cols = [c for c in record_columns(store) if c in df.columns]
+    series = df[cols].copy()
+    for m in BASELINE_METRICS:
+        if m not in series.columns:
+            continue
+        b = rolling_baseline(series[m].to_numpy(dtype=float), window, min_history, BASELINE_FLOOR)
+        series[f"{m}_z"] = b["z"]
+        series[f"{m}_pct"] = b["percentile"]
+    lfl = _like_for_like(df["demand_by_expiry"].tolist())
+    for c in ("otm_put_oi_share", "otm_put_volume_share"):
+        series[f"d_{c}"] = lfl[c]
+    return TrackResult(series, (), tuple(skipped), {"window": window, "min_history": min_history,
+                                                     "source": "store"})
+
+
+def _seq(row: Mapping[Any, Any], key: str) -> list[Any]:
+    """A list-valued column of a stored row as a list (empty for null)."""
+    v = row.get(key)
+    return list(v) if v is not None else []
+
+
+def _f(v: Any) -> float:
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return math.nan
+    return x
+
+
+def metrics_from_row(row: Mapping[Any, Any]) -> Any:
+    """A :class:`~volsurf.analytics.measure.SnapshotMetrics` rebuilt from one stored metrics row (constant
+    maturities, variance and SKEW indices, demand with its per-expiry table, calendar; no per-expiry skew and no
+    chart data)."""
+    import dataclasses
+
+    from volsurf.analytics.demand import DemandMetrics
+    from volsurf.analytics.measure import SnapshotMetrics
+    from volsurf.analytics.skew import DAYS_PER_YEAR, SmileMetrics
+    from volsurf.market.snapshot import HYGIENE_RULES
+
+    names = [f.name for f in dataclasses.fields(SmileMetrics)]
+    cms = []
+    for d in _seq(row, "constant_maturity"):
+        vals = {k: _f(d.get(k)) for k in names if k not in ("reason", "days")}
+        vals["days"] = vals["t"] * DAYS_PER_YEAR if math.isfinite(vals["t"]) else float(d.get("days"))
+        cms.append(SmileMetrics(**vals, reason=d.get("reason")))
+    by_exp = pd.DataFrame.from_records(_seq(row, "demand_by_expiry"),
+                                       columns=["expiry_date", *DEMAND_EXPIRY_FLOATS, "is_quarter_end"])
+    qe_date = row.get("quarter_end_expiry")
+    qe = None
+    if isinstance(qe_date, str):
+        hit = by_exp[by_exp["expiry_date"] == qe_date]
+        if len(hit):
+            qe = {str(k): (v.item() if hasattr(v, "item") else v) for k, v in hit.iloc[0].to_dict().items()}
+    demand = DemandMetrics(
+        call_volume=_f(row.get("call_volume")),
+        put_volume=_f(row.get("put_volume")),
+        otm_put_volume=_f(row.get("otm_put_volume")),
+        call_oi=_f(row.get("call_oi")),
+        put_oi=_f(row.get("put_oi")),
+        otm_put_oi=_f(row.get("otm_put_oi")),
+        otm_put_volume_share=_f(row.get("otm_put_volume_share")),
+        otm_put_oi_share=_f(row.get("otm_put_oi_share")),
+        put_call_volume_ratio=_f(row.get("put_call_volume_ratio")),
+        put_call_oi_ratio=_f(row.get("put_call_oi_ratio")),
+        by_expiry=by_exp,
+        quarter_end=qe,
+        quarter_end_reason=None if qe is not None else "no quarter-end expiry listed in the stored snapshot",
+        concentration={},
+        forward_source="enriched forward per expiry",
+    )
+    vi = _f(row.get("variance_index_30d"))
+    meta = {
+        "underlying": row.get("underlying"),
+        "underlying_name": row.get("underlying_name"),
+        "spot": _f(row.get("spot")),
+        "quote_time": row.get("quote_time"),
+        "trade_date": row.get("trade_date"),
+        "valuation_time": row.get("valuation_time"),
+        "format": row.get("source_format"),
+        "source_file": row.get("source_file"),
+        "flagged": {k: int(row.get(f"hygiene_{k}") or 0) for k in HYGIENE_RULES},
+        "warnings": _seq(row, "warnings"),
+    }
+    calendar = {k: row.get(k) for k in ("trading_days_to_quarter_end", "in_quarter_end_window",
+                                        "in_year_end_window", "quarter_end_date")}
+    return SnapshotMetrics(
+        meta=meta,
+        trade_date=str(row.get("trade_date")),
+        constant_maturity=tuple(cms),
+        per_expiry=pd.DataFrame(),
+        variance_index={"available": math.isfinite(vi), "index": vi if math.isfinite(vi) else None,
+                        "reason": row.get("variance_index_reason")},
+        demand=demand,
+        calendar=calendar,
+        surface_source=str(row.get("surface_source")),
+        skew_index={"index": row.get("skew_index_30d"), "sensitivity": row.get("skew_index_sensitivity")},
+        notes=tuple(str(n) for n in _seq(row, "notes")),
+    )
+
+
+def stored_history(
+    store_url: str, current: Any, *, window: int = 20, min_history: int = 5
+) -> tuple[list[dict[str, Any]], Any]:
+    """History records before ``current``'s trade date (same underlying) and the latest of them as a
+    :class:`SnapshotMetrics` (None when the store has no earlier snapshot)."""
+    underlying = str(current.meta.get("underlying"))
+    try:
+        res = stored_series(store_url, underlying=underlying, before=current.trade_date, window=window,
+                            min_history=min_history)
+    except DataError:
+        return [], None
+    records = res.records()
+    store = Store.open(store_url)
+    df = _read(store, underlying, None, None, current.trade_date)
+    last = df.iloc[-1].to_dict()
+    return records, metrics_from_row(last)
+
+
+__all__ = ["BASELINE_FLOOR", "metrics_from_row", "record_columns", "stored_history", "stored_series"]

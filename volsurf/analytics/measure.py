@@ -394,11 +394,13 @@ def _unavailable_cms(days: Sequence[int], reason: str) -> list[SmileMetrics]:
     return [unavailable_metrics(d / DAYS_PER_YEAR, reason) for d in days]
 
 
-def path_metrics(path: str, surface: str = "nodes", per_expiry: bool = False) -> SnapshotMetrics:
-    """Load one file and compute :func:`snapshot_metrics` (top-level so process pools can pickle it)."""
-    from volsurf.io.formats import load
+def path_metrics(path: str, surface: str = "nodes", per_expiry: bool = False, as_of: Any = None) -> SnapshotMetrics:
+    """Load one file and compute :func:`snapshot_metrics` (top-level so process pools can pickle it).
 
-    return snapshot_metrics(load(path), surface=surface, per_expiry=per_expiry)
+    ``as_of`` overrides the file's as-of time (see :func:`volsurf.io.load`)."""
+    from volsurf.io import load
+
+    return snapshot_metrics(load(path, as_of=as_of), surface=surface, per_expiry=per_expiry)
 
 
 def like_for_like(change: DemandChange) -> dict[str, float]:

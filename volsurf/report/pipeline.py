@@ -236,12 +236,13 @@ def flags_for_file(
     surface_method: str = DEFAULT_SURFACE_METHOD,
     cta_prices: str | None = None,
     history_store: str | None = None,
+    as_of: Any = None,
 ) -> FlagsResult:
     """Load, measure and compare one chain file and evaluate its flags (the same steps as :func:`analyze`;
     ``history_store``: see :func:`compare`)."""
     from volsurf.analytics.measure import path_metrics
 
-    current = path_metrics(path, surface=surface_method)
+    current = path_metrics(path, surface=surface_method, as_of=as_of)
     comparison = compare(current, current_path=path, previous=previous, history=history,
                          surface_method=surface_method, thresholds=thresholds, history_store=history_store)
     cta = cta_for(cta_prices, current.trade_date) if cta_prices else None

@@ -34,6 +34,7 @@ from volsurf.surface.wings import SliceCurves, build_curves
 T_MATCH = 1e-12  # years: a query time this close to a slice's time is that slice
 CACHE_POINTS = 1600  # size of the per-slice IV cache grid over the domain
 CURV_TOL = 1e-6  # normalised price per unit k^2: concavity that triggers the butterfly fix between slices
+BRIDGE_MARGIN = 4  # at most this many intervals are added on each side of a stretch bridged by the fix
 MAX_STEP = 0.005  # log-moneyness: widest step of the cache grid
 WING_MARGIN = 0.25  # log-moneyness beyond the strike domain covered by the default audit/grid range
 FIX_STEP = 0.004  # log-moneyness step of the butterfly-check grid beyond the cache grid
@@ -235,6 +236,10 @@ class Surface:
             on = fix.bridged[j] & (k >= g[0]) & (k <= g[-1])
             if np.any(on):
                 c[on] = np.interp(k[on], g, fix.c_hull)
+                # a chord next to a bridged stretch may rise above the later curve by rounding-sized amounts where
+                # the two curves coincide (both dominated by one earlier expiry): calendar order caps it
+                _, _, fb = self._bracket(t)
+                c[on] = np.minimum(c[on], bs_call_norm(k[on], fb(k[on])))
                 w = np.where(on, np.nan, w)
         return w, c
 
@@ -263,9 +268,37 @@ class Surface:
             # intervals between consecutive hull vertices that are grid neighbours keep the smooth curve
             bridged = np.ones(k.size - 1, dtype=bool)
             bridged[hull[:-1][np.diff(hull) == 1]] = False
-            out = ButterflyFix(k, np.interp(k, k[hull], c[hull]), bridged)
+            c_hull = np.interp(k, k[hull], c[hull])
+            for _ in range(BRIDGE_MARGIN):
+                if not self._widen_bridges(k, c_hull, bridged, t):
+                    break
+            out = ButterflyFix(k, c_hull, bridged)
         memo[t] = out
         return out
+
+    def _widen_bridges(self, k: np.ndarray, c_hull: np.ndarray, bridged: np.ndarray, t: float) -> bool:
+        """Bridge one more interval where the smooth curve meets a chord with a concave kink (in place).
+
+        At a junction node the smooth curve's one-sided derivative (a difference over ``1e-7 k``) must not exceed
+        the chord's slope on the right of a left junction, nor fall below it on the left of a right junction;
+        where it does, the smooth interval next to the junction is bridged too. Returns whether any was."""
+        left = np.flatnonzero(bridged[1:] & ~bridged[:-1]) + 1  # smooth on [j-1, j], chord on [j, j+1]
+        right = np.flatnonzero(bridged[:-1] & ~bridged[1:]) + 1  # chord on [j-1, j], smooth on [j, j+1]
+        if left.size + right.size == 0:
+            return False
+        eps = 1e-7 * k
+        kl, kr = k[left], k[right]
+        c_near = bs_call_norm(np.concatenate([kl - eps[left], kr + eps[right]]),
+                              self._interp_w(np.concatenate([kl - eps[left], kr + eps[right]]), t))
+        d_left = (c_hull[left] - c_near[: left.size]) / eps[left]
+        chord_right = (c_hull[left + 1] - c_hull[left]) / (k[left + 1] - kl)
+        d_right = (c_near[left.size :] - c_hull[right]) / eps[right]
+        chord_left = (c_hull[right] - c_hull[right - 1]) / (kr - k[right - 1])
+        bad_l = left[d_left > chord_right + 1e-9]
+        bad_r = right[d_right < chord_left - 1e-9]
+        bridged[bad_l - 1] = True
+        bridged[bad_r] = True
+        return bool(bad_l.size + bad_r.size)
 
     def call_normalised(self, k: ArrayLike, t: float) -> np.ndarray:
         """Normalised call ``C / (D F)`` at ``k = K / F(t)`` (``Black(k, w)`` of the query's total variance)."""

@@ -22,7 +22,7 @@ jumps) and Durrleman's ``g`` is continuous across it. Convexity: the density is 
 seam, or its curvature there would make a bump -- ``d2`` is lowered or raised and the join is C1: ``w''`` jumps,
 ``g`` stays non-negative on both sides)
 (up to ``40 L`` out, where the correction is below ``e^-40``); when none qualifies the largest ``min g`` wins and
-the side is flagged. Beyond the check grid the continuation is the target wing itself (its correction is below
+the side is flagged and continued in price space instead (:class:`PowerTail`). Beyond the check grid the continuation is the target wing itself (its correction is below
 ``1e-17``), whose slopes are Lee-bounded. Calendar: ``c`` is increasing in ``w``, so
 ``c_i = max_{j <= i} c_j`` is convex, decreasing and in bounds whenever every ``c_j`` is, and non-decreasing in
 ``i`` by construction. Only the slices that exceed ``w_i`` somewhere on the check grid enter the maximum.
@@ -88,6 +88,30 @@ class WingSide:
 
 
 @dataclass(frozen=True)
+class PowerTail:
+    """Fallback continuation of one side in price space, for the slices where no smooth wing passes its checks.
+
+    Left: put ``p(k) = p_a (k / k_a)^beta`` (``beta = k_a p'(k_a) / p(k_a) >= 1``); right: call
+    ``c(k) = c_b (k / k_b)^-beta`` (``beta = -k_b c'(k_b) / c(k_b) > 0``). Both are C1 at the seam, convex and
+    monotone (a power-law tail of the density), hence free of butterfly arbitrage and inside Lee's bounds; the
+    total variance is implied from the price.
+
+    Attributes
+    ----------
+    use : numpy.ndarray
+        The slice's side uses the power tail.
+    price : numpy.ndarray
+        OTM price at the seam (put on the left, call on the right), normalised.
+    beta : numpy.ndarray
+        Exponent.
+    """
+
+    use: np.ndarray
+    price: np.ndarray
+    beta: np.ndarray
+
+
+@dataclass(frozen=True)
 class SliceCurves:
     """Total variance of every listed slice at any log-moneyness (see the module docstring).
 
@@ -104,6 +128,8 @@ class SliceCurves:
         The two continuations.
     dominators : tuple of numpy.ndarray
         Per slice, the earlier slices that exceed it somewhere (they enter the calendar maximum).
+    left_tail, right_tail : PowerTail or None
+        Price-space fallback of the sides whose smooth continuation failed its checks.
     """
 
     t: np.ndarray
@@ -113,6 +139,8 @@ class SliceCurves:
     left: WingSide
     right: WingSide
     dominators: tuple[np.ndarray, ...]
+    left_tail: PowerTail | None = None
+    right_tail: PowerTail | None = None
 
     # ---- raw curves (before the calendar maximum)
     def _hermite(self, rows: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -139,11 +167,14 @@ class SliceCurves:
         lo, hi = self.left.seam[rows][:, None], self.right.seam[rows][:, None]
         xx = x[None, :]
         w = np.zeros((rows.size, x.size))
-        for side, u in ((self.left, lo - xx), (self.right, xx - hi)):
+        for side, u, tail in ((self.left, lo - xx, self.left_tail), (self.right, xx - hi, self.right_tail)):
             d0, d1, d2, ln = (v[rows][:, None] for v in (side.d0, side.d1, side.d2, side.length))
             with np.errstate(over="ignore", invalid="ignore"):
                 corr = np.where(u > 0, (d0 + (d1 + d2 * u) * u) * np.exp(-np.minimum(u, 1e300) / ln), 0.0)
             w = np.where(u > 0, self._target(side, rows, x) + np.where(np.isfinite(corr), corr, 0.0), w)
+            if tail is not None and np.any(tail.use[rows]):
+                sel = np.flatnonzero(tail.use[rows])
+                w[sel] = np.where(u[sel] > 0, _power_w(tail, side, rows[sel], x, w[sel]), w[sel])
         inside = (xx >= lo) & (xx <= hi)
         if np.any(inside):
             w = np.where(inside, self._hermite(rows, x), w)
@@ -154,6 +185,47 @@ class SliceCurves:
         rows = np.append(self.dominators[i], i)
         vals = self.raw(rows, np.asarray(x, dtype=float).ravel())
         return vals.max(axis=0).reshape(np.shape(x))
+
+
+def _power_w(tail: PowerTail, side: WingSide, rows: np.ndarray, x: np.ndarray, w_else: np.ndarray) -> np.ndarray:
+    """Total variance implied by a power tail (``w_else`` where the price is below the IV solver's reach)."""
+    from volsurf.pricing.iv import implied_volatility
+
+    k = np.exp(x)[None, :]
+    ratio = k / np.exp(side.seam[rows])[:, None]
+    beta, p0 = tail.beta[rows][:, None], tail.price[rows][:, None]
+    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+        price = p0 * ratio ** (beta if side.direction < 0 else -beta)
+        kk = np.broadcast_to(k, price.shape)
+        iv = implied_volatility(price, np.ones_like(price), kk, np.ones_like(price),
+                                np.full(price.shape, side.direction > 0), 1.0)
+    return np.where(np.isfinite(iv), iv * iv, w_else)
+
+
+def _power_tail(slices: tuple[SliceFit, ...], side: WingSide) -> PowerTail:
+    """Power-law fallback parameters at the seams of the sides that failed their checks."""
+    knots = slices[0].knots
+    coefs = np.stack([s.coef for s in slices])
+    k = np.exp(side.seam)
+    r = np.arange(len(slices))
+    c = np.einsum("ij,ij->i", *_basis_rows(knots, coefs, k))
+    dc = bspline_slope(knots, coefs, k)[r, r]
+    if side.direction < 0:
+        price = c - (1.0 - k)
+        beta = k * (dc + 1.0) / np.maximum(price, 1e-300)
+        beta = np.maximum(beta, 1.0)
+    else:
+        price = c
+        beta = np.maximum(-k * dc / np.maximum(price, 1e-300), 1e-6)
+    use = ~side.ok & (price > 0)
+    return PowerTail(use=use, price=price, beta=beta)
+
+
+def _basis_rows(knots: np.ndarray, coefs: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Basis values at ``k[i]`` and the matching coefficients of slice ``i`` (for a per-slice evaluation)."""
+    vals, first = basis4(knots, k)
+    idx = first[:, None] + np.arange(4)
+    return vals, coefs[np.arange(k.size)[:, None], idx]
 
 
 def _norm_pdf(x: np.ndarray) -> np.ndarray:
@@ -280,7 +352,7 @@ def _choose_side(x0: np.ndarray, w0: np.ndarray, dw0: np.ndarray, ddw0: np.ndarr
     d1 = direction * (dw0 - wt1)[:, None] + d0[:, None] / lengths
     d2 = 0.5 * ((ddw0 - wt2)[:, None] + 2.0 * d1 / lengths - d0[:, None] / (lengths * lengths))
     d2 = scale * d2 + extra * (np.abs(d0)[:, None] / (lengths * lengths) + np.abs(d1) / lengths)
-    frac = np.concatenate([[0.0], np.geomspace(1e-4, CHECK_SPAN, 160)])
+    frac = np.concatenate([[0.0], np.geomspace(1e-4, 1.0, 60), np.linspace(1.0, CHECK_SPAN, 400)[1:]])
     u = lengths[:, :, None] * frac[None, None, :]  # (n, c, p)
     # the target alone out to TARGET_SPAN beyond the check grid (where the correction has vanished)
     u_far = np.max(lengths, axis=1)[:, None] * CHECK_SPAN + np.geomspace(1e-3, TARGET_SPAN, 60)[None, :]
@@ -395,11 +467,14 @@ def build_curves(slices: tuple[SliceFit, ...], essvi: ESSVIFit, grid: np.ndarray
         sides.append(side)
     left, right = sides
     t = np.array([s.t for s in slices])
+    tails = (_power_tail(slices, left), _power_tail(slices, right))
     curves = SliceCurves(t=t, grid=grid, w_node=w, dw_node=dw, left=left, right=right,
-                         dominators=tuple(np.zeros(0, dtype=int) for _ in slices))
+                         dominators=tuple(np.zeros(0, dtype=int) for _ in slices), left_tail=tails[0],
+                         right_tail=tails[1])
     raw = curves.raw(r, check)
     # calendar maximum: slice i takes the maximum over the earlier slices that exceed it anywhere on the check grid
     dom = []
     for i in r:  # a loop over expiries (tens)
         dom.append(np.flatnonzero(np.any(raw[:i] > raw[i][None, :], axis=1)))
-    return SliceCurves(t=t, grid=grid, w_node=w, dw_node=dw, left=left, right=right, dominators=tuple(dom))
+    return SliceCurves(t=t, grid=grid, w_node=w, dw_node=dw, left=left, right=right, dominators=tuple(dom),
+                       left_tail=tails[0], right_tail=tails[1])

@@ -60,6 +60,20 @@ def write_surface_plots(surface: Any, *, underlying: str, trade_date: Any, plot_
     return written
 
 
+def _k_range(text: str | None) -> tuple[float, float] | None:
+    """``LO,HI`` (log-moneyness) -> floats; a one-line usage error otherwise."""
+    if text is None:
+        return None
+    parts = text.split(",")
+    try:
+        lo, hi = (float(p) for p in parts)
+    except ValueError:
+        raise click.BadParameter(f"expected LO,HI (two numbers), got {text!r}", param_hint="--k-range") from None
+    if not lo < hi:
+        raise click.BadParameter(f"LO must be below HI, got {text!r}", param_hint="--k-range")
+    return lo, hi
+
+
 @click.command("surface")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @format_option()
@@ -68,8 +82,21 @@ def write_surface_plots(surface: Any, *, underlying: str, trade_date: Any, plot_
 @click.option("--svg", is_flag=True, help="With --plot: also write each chart as SVG.")
 @click.option("--min-days", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
               help="Leave out expiries with at most this many calendar days to expiry.")
+@click.option("--grid", "grid_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the surface on a (t, k) grid to this CSV: t, expiry, k = ln(K/F), strike, forward, iv, "
+                   "total_variance, call_normalised (the grid the audit samples).")
+@click.option("--k-range", default=None, metavar="LO,HI",
+              help="Grid log-moneyness range (default: every quoted strike, the strike domain and 0.25 beyond).")
+@click.option("--k-step", type=click.FloatRange(min=0.0, min_open=True), default=0.002, show_default=True,
+              help="Grid log-moneyness step.")
+@click.option("--times", type=click.Choice(["listed", "dense"]), default="dense", show_default=True,
+              help="Grid times: listed expiries, or with a time halfway between each pair (and before/after).")
+@click.option("--audit", is_flag=True,
+              help="Audit the surface through its query API on the grid (butterfly, monotonicity, calendar, IV "
+                   "jumps, solver status) and add it to the report.")
 @as_of_option()
 def surface_cmd(file: str, fmt: str, output: str | None, plot_dir: str | None, svg: bool, min_days: float,
+                grid_path: str | None, k_range: str | None, k_step: float, times: str, audit: bool,
                 as_of: str | None) -> None:
     """Fit the arbitrage-free implied-vol surface of one chain FILE and report, per expiry, the forward,
     the ATM vol, the raw-SVI parameters and how well each layer fits the bid/ask quotes.
@@ -83,6 +110,7 @@ def surface_cmd(file: str, fmt: str, output: str | None, plot_dir: str | None, s
     Example:
       volsurf surface sample_chains/spx_2026-07-31_close.csv
       volsurf surface sample_chains/spx_2026-07-31_close.csv --format json -o surface.json --plot charts/ --svg
+      volsurf surface sample_chains/spx_2026-07-31_close.csv --grid surface_grid.csv --audit
     """
     from volsurf.io.formats import load
     from volsurf.pricing.enrich import enrich
@@ -99,7 +127,17 @@ def surface_cmd(file: str, fmt: str, output: str | None, plot_dir: str | None, s
         raise click.UsageError("--svg needs --plot DIR")
     enriched = enrich(load(file, as_of=as_of))
     surface = fit_from_enriched(enriched, min_days=min_days)
-    summary = surface_summary(surface, enriched)
+    report = None
+    if grid_path or audit:
+        from volsurf.surface.audit import audit_surface, surface_grid
+
+        grid = surface_grid(surface, _k_range(k_range), k_step, times)
+        if grid_path:
+            n = grid.write_csv(grid_path)
+            click.echo(f"wrote {grid_path} ({n} rows)", err=True)
+        if audit:
+            report = audit_surface(surface, grid)
+    summary = surface_summary(surface, enriched, audit=report)
     if fmt == "csv":
         emit(fmt, json_obj=summary, records=table_rows(summary, CSV_COLUMNS), columns=CSV_COLUMNS, output=output)
     else:

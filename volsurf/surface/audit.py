@@ -1,6 +1,7 @@
 """Independent arbitrage audit of a fitted surface, through its public query API only, and the grid export.
 
-The audit samples :meth:`Surface.call_normalised` and :meth:`Surface.iv_k` on a dense (log-moneyness, time) grid
+The audit samples :meth:`Surface.iv_and_call_k` (the values of :meth:`Surface.iv_k` and
+:meth:`Surface.call_normalised`) on a dense (log-moneyness, time) grid
 (:func:`surface_grid`) and counts, from the sampled values alone:
 
 - **butterfly**: a call price above the chord of its two neighbours in strike (``c`` not convex in ``k``);
@@ -90,9 +91,14 @@ class SurfaceGrid:
         })
 
     def write_csv(self, path: str) -> int:
-        """Write :meth:`to_frame` as CSV (17 significant digits); returns the number of rows."""
+        """Write :meth:`to_frame` as CSV (floats in their shortest round-trip form; pyarrow's writer); returns the
+        number of rows."""
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
         frame = self.to_frame()
-        frame.to_csv(path, index=False, float_format="%.17g")
+        pacsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), path,
+                        pacsv.WriteOptions(quoting_style="none"))
         return len(frame)
 
 
@@ -142,8 +148,7 @@ def surface_grid(surface: Surface, k_range: tuple[float, float] | None = None, k
     call = np.empty((t.size, x.size))
     iv = np.empty((t.size, x.size))
     for r, tr in enumerate(t):  # a loop over times (the API answers one time per call)
-        call[r] = surface.call_normalised(k, float(tr))
-        iv[r] = surface.iv_k(k, float(tr))
+        iv[r], call[r] = surface.iv_and_call_k(k, float(tr))
     fwd = np.array([surface.forward(float(tr)) for tr in t])
     return SurfaceGrid(t=t, expiry=labels, x=x, forward=fwd, call=call, iv=iv)
 

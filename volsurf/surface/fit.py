@@ -89,7 +89,7 @@ from volsurf.surface.model import (
     dense_arbitrage,
     iv_quotes,
 )
-from volsurf.surface.qp import SliceSolution, calendar_backward, fit_slice
+from volsurf.surface.qp import SliceSolution, calendar_backward, fit_slice, warn_unsolved
 from volsurf.surface.query import Surface
 from volsurf.surface.svi import (
     ESSVIFit,
@@ -449,6 +449,7 @@ def fit_surface(
             fits.append(fit)
             prev = fit
         calendar_backward(knots, fits)
+        warn_unsolved([p.q.label for p in preps], [f.status for f in fits])
         t4 = time.perf_counter()
         timings["mc"] = t4 - t3
         mc_diag = _market_diagnostics(preps, fits, knots, k_dense)

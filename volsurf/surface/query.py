@@ -322,13 +322,19 @@ class Surface:
 
         Answered from the slice curves (see :mod:`volsurf.surface.wings`); an implied-vol solve only on the rare
         stretches bridged by the butterfly fix between slices."""
+        return self.iv_and_call_k(k, t)[0]
+
+    def iv_and_call_k(self, k: ArrayLike, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """Implied vol (decimal) and normalised call ``C / (D F)`` at ``k = K / F(t)`` in one pass (the values of
+        :meth:`iv_k` and :meth:`call_normalised`)."""
         k = np.atleast_1d(np.asarray(k, dtype=float))
         t = float(t)
         if t <= 0:
             raise ParameterError(f"t must be positive, got {t}", hint="pass time to expiry in years")
         i = self._slice_index(t)
         if i is not None:
-            return np.sqrt(np.maximum(self._slice_w(i, k), 0.0) / t)
+            w_i = self._slice_w(i, k)
+            return np.sqrt(np.maximum(w_i, 0.0) / t), bs_call_norm(k, w_i)
         w, c = self._between(k, t)
         v = np.sqrt(np.maximum(w, 0.0) / t)
         solve = ~np.isfinite(w) & (c > np.maximum(1.0 - k, 0.0))
@@ -342,7 +348,7 @@ class Surface:
             if t > self._far():
                 w_own = np.maximum(w_own, self._essvi_w(k[lost], t))
             v[lost] = np.sqrt(np.maximum(w_own, 0.0) / t)
-        return v
+        return v, c
 
     def iv(self, strike: ArrayLike, t: float) -> np.ndarray:
         """Implied vol (decimal) at ``strike`` (points) and time ``t`` (years)."""

@@ -174,10 +174,11 @@ def slice_record(sl: Any, surface: Any, facts: dict[str, Any] | None = None) -> 
         # quotes alone
         "raw_butterfly_violations": int(sl.raw_butterfly_violations),
         "raw_calendar_violations": int(sl.raw_calendar_violations),
+        "solver_status": sl.solver_status,
     }
 
 
-def surface_summary(surface: Any, enriched: Any, *, min_t: float = SEVEN_DAYS) -> dict[str, Any]:
+def surface_summary(surface: Any, enriched: Any, *, min_t: float = SEVEN_DAYS, audit: Any = None) -> dict[str, Any]:
     """The JSON object of ``volsurf surface`` (pure: no I/O).
 
     Parameters
@@ -188,6 +189,8 @@ def surface_summary(surface: Any, enriched: Any, *, min_t: float = SEVEN_DAYS) -
         The chain the surface was fitted to (metadata, settlement styles, rates).
     min_t : float
         Medians are taken over expiries with ``t >= min_t`` years (default 7 days: shorter smiles are noisy).
+    audit : AuditReport, optional
+        :func:`volsurf.surface.audit.audit_surface` result, added as ``audit``.
 
     Returns
     -------
@@ -243,6 +246,8 @@ def surface_summary(surface: Any, enriched: Any, *, min_t: float = SEVEN_DAYS) -
         "skipped": skipped,
         "timings": {k: _num(v) for k, v in surface.timings.items()},
         "warnings": list(getattr(enriched, "warnings", ()) or ()),
+        "solver_status": {sl.label: sl.solver_status for sl in surface.slices},
+        **({"audit": audit.to_dict()} if audit is not None else {}),
     }
 
 
@@ -284,6 +289,18 @@ def header_block(summary: dict[str, Any]) -> dict[str, Any]:
         "arb_inconsistent_quotes": vio["arb_inconsistent_quotes"],
         "fit_seconds": summary["timings"].get("total"),
     }
+    failed = [f"{k}: {v}" for k, v in summary.get("solver_status", {}).items() if v not in ("Solved", "AlmostSolved")]
+    out["qp_solver"] = "; ".join(failed) if failed else "solved on every expiry"
+    if "audit" in summary:
+        a = summary["audit"]
+        out["audit (sampled query API)"] = (
+            f"{a['n_points']} points, {a['n_times']} times, k {a['k_range'][0]:.3f}..{a['k_range'][1]:.3f} "
+            f"step {a['k_step']:g}")
+        out["audit violations"] = (
+            f"butterfly {a['butterfly']['count']}, monotonicity {a['monotonicity']['count']}, bounds "
+            f"{a['bounds']['count']}, calendar {a['calendar']['count']}, IV jumps > "
+            f"{a['iv_jumps_over_limit']['limit_vol_pts']:g} vol pts {a['iv_jumps_over_limit']['count']}")
+        out["audit max IV step (vol points)"] = a["max_iv_jump_vol_pts"]
     for s in summary["skipped"]:
         out[f"skipped {s['expiry']} {s['root']}".strip()] = s["reason"]
     for i, w in enumerate(summary["warnings"]):

@@ -17,13 +17,13 @@ Continuity: ``w`` is C2 at each seam, so the Black price ``c(k) = Black(k, w)`` 
 jumps) and Durrleman's ``g`` is continuous across it. Convexity: the density is ``g(x) n(d2) / sqrt(w)`` with Durrleman's
 ``g = (1 - x w'/(2w))^2 - w'^2/4 (1/w + 1/4) + w''/2``; the approach length ``L`` is the shortest of
 ``L_0 2^{8 j / 11}``, ``j = 0..11`` (up to ``256 L_0``) (``L_0 = max(s_atm / 2, 0.01)``, ``s_atm`` the ATM standard deviation) for which
-``g >= 0``, ``w > 0`` and ``|w'| <= 2`` (Lee's moment bound) hold on a dense check grid of the continuation
+``g >= 0``, ``w > 0`` and ``|w'| <= 2`` (Lee's moment bound) hold on a dense check grid of the continuation (out
+to ``U_MAX = 8`` in log-moneyness beyond the seam, i.e. strikes below ``e^-8`` or above ``e^8`` times the forward)
 (where a C2 join cannot turn towards the target without ``g < 0`` -- the market layer's density vanishes at the
 seam, or its curvature there would make a bump -- ``d2`` is lowered or raised and the join is C1: ``w''`` jumps,
 ``g`` stays non-negative on both sides)
-(up to ``40 L`` out, where the correction is below ``e^-40``); when none qualifies the largest ``min g`` wins and
-the side is flagged and continued in price space instead (:class:`PowerTail`). Beyond the check grid the continuation is the target wing itself (its correction is below
-``1e-17``), whose slopes are Lee-bounded. Calendar: ``c`` is increasing in ``w``, so
+; when none qualifies the largest ``min g`` wins and
+the side is flagged and continued in price space instead (:class:`PowerTail`). Calendar: ``c`` is increasing in ``w``, so
 ``c_i = max_{j <= i} c_j`` is convex, decreasing and in bounds whenever every ``c_j`` is, and non-decreasing in
 ``i`` by construction. Only the slices that exceed ``w_i`` somewhere on the check grid enter the maximum.
 """
@@ -46,8 +46,9 @@ L_FLOOR = 0.01  # log-moneyness: shortest approach length
 # then C1 joins with less curvature (a bump-free approach; ``w''`` jumps down where the seam's ``g`` allows it) or
 # more (``w''`` jumps up: only adds density)
 CURVATURE = np.array([[1.0, 0.0], [0.5, 0.0], [0.25, 0.0], [0.0, 0.0], [-0.5, 0.0], [1.0, 0.5], [1.0, 2.0], [1.0, 8.0]])
-CHECK_SPAN = 40.0  # approach lengths: extent of the continuation check grid
-TARGET_SPAN = 8.0  # log-moneyness beyond the check grid where the target wing alone is checked
+CANDIDATE_BATCH = 16  # candidates checked together (a shorter length is preferred, so most slices stop early)
+U_MAX = 8.0  # log-moneyness: extent of the continuation check grid beyond the seam
+U_CHECK = np.concatenate([[0.0], np.geomspace(1e-5, 0.05, 60), np.linspace(0.05, U_MAX, 320)[1:]])
 SEAM_SHIFTS = (2, 4, 8, 16, 32, 64)  # cache-grid nodes: inward moves of a seam whose continuation fails
 BAD_TARGET_FLAGS = frozenset({"durrleman", "negative_variance"})
 _INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
@@ -343,7 +344,6 @@ def _choose_side(x0: np.ndarray, w0: np.ndarray, dw0: np.ndarray, ddw0: np.ndarr
     layer at ``u = 0`` gives ``d0 = w_m - w_T``, ``d1 = s (w_m' - w_T') + d0 / L`` and
     ``d2 = (w_m'' - w_T'' + 2 d1 / L - d0 / L^2) / 2``, so Durrleman's ``g`` is continuous across the seam.
     """
-    a, b, rho, m, sig = (target[:, c][:, None, None] for c in range(5))
     wt0, wt1, wt2 = svi_derivatives(x0, target[:, 0], target[:, 1], target[:, 2], target[:, 3], target[:, 4])
     d0 = w0 - wt0
     # candidates (approach length x extra curvature), in order of preference: shortest length, then C2 first
@@ -352,32 +352,50 @@ def _choose_side(x0: np.ndarray, w0: np.ndarray, dw0: np.ndarray, ddw0: np.ndarr
     d1 = direction * (dw0 - wt1)[:, None] + d0[:, None] / lengths
     d2 = 0.5 * ((ddw0 - wt2)[:, None] + 2.0 * d1 / lengths - d0[:, None] / (lengths * lengths))
     d2 = scale * d2 + extra * (np.abs(d0)[:, None] / (lengths * lengths) + np.abs(d1) / lengths)
-    frac = np.concatenate([[0.0], np.geomspace(1e-4, 1.0, 60), np.linspace(1.0, CHECK_SPAN, 400)[1:]])
-    u = lengths[:, :, None] * frac[None, None, :]  # (n, c, p)
-    # the target alone out to TARGET_SPAN beyond the check grid (where the correction has vanished)
-    u_far = np.max(lengths, axis=1)[:, None] * CHECK_SPAN + np.geomspace(1e-3, TARGET_SPAN, 60)[None, :]
-    xf = x0[:, None] + direction * u_far
-    wf, wf1, wf2 = svi_derivatives(xf, *(target[:, c][:, None] for c in range(5)))
-    target_ok = (np.min(durrleman_g(xf, wf, wf1, wf2), axis=1) >= 0) & np.all(wf > 0, axis=1) \
-        & np.all(np.abs(wf1) <= 2.0 + 1e-9, axis=1)
-    x = x0[:, None, None] + direction * u
-    wt, wt_1, wt_2 = svi_derivatives(x, a, b, rho, m, sig)
-    e = np.exp(-frac)[None, None, :]
-    dd0, dd1, dd2, ln = d0[:, None, None], d1[:, :, None], d2[:, :, None], lengths[:, :, None]
-    poly = dd0 + (dd1 + dd2 * u) * u
-    poly1 = dd1 + 2.0 * dd2 * u
-    corr = poly * e
-    corr1 = direction * (poly1 - poly / ln) * e
-    corr2 = (2.0 * dd2 - 2.0 * poly1 / ln + poly / (ln * ln)) * e
-    w, w1, w2 = wt + corr, wt_1 + corr1, wt_2 + corr2
-    g = durrleman_g(x, w, w1, w2)
-    g_min = np.min(np.where(np.isfinite(g), g, -np.inf), axis=2)
-    good = (g_min >= 0) & np.all(w > 0, axis=2) & np.all(np.abs(w1) <= 2.0 + 1e-9, axis=2) & target_ok[:, None]
+    # one check grid of distances per slice, shared by the candidates: the target's derivatives once per slice
+    u1 = U_CHECK[None, :]  # (1, p)
+    x = x0[:, None] + direction * u1
+    wt, wt_1, wt_2 = svi_derivatives(x, *(target[:, c][:, None] for c in range(5)))  # (n, p)
+    target_ok = (np.min(durrleman_g(x, wt, wt_1, wt_2), axis=1) >= 0) & np.all(wt > 0, axis=1) \
+        & np.all(np.abs(wt_1) <= 2.0 + 1e-9, axis=1)
+    n_c = lengths.shape[1]
+    g_min = np.full((x0.size, n_c), -np.inf)
+    good = np.zeros((x0.size, n_c), dtype=bool)
+    todo = np.flatnonzero(target_ok)
+    for c0 in range(0, n_c, CANDIDATE_BATCH):  # candidates in order of preference; stop once every slice has one
+        if todo.size == 0:
+            break
+        cs = slice(c0, c0 + CANDIDATE_BATCH)
+        gm, ok = _candidate_checks(x[todo], wt[todo], wt_1[todo], wt_2[todo], d0[todo], d1[todo, cs], d2[todo, cs],
+                                   lengths[todo, cs], direction)
+        g_min[todo, cs], good[todo, cs] = gm, ok
+        todo = todo[~ok.any(axis=1)]
     first_good = np.argmax(good, axis=1)
     best = np.where(good.any(axis=1), first_good, np.argmax(g_min, axis=1))
     r = np.arange(x0.size)
     return WingSide(seam=x0, target=target, target_name=(name,) * x0.size, d0=d0, d1=d1[r, best], d2=d2[r, best],
                     length=lengths[r, best], g_min=g_min[r, best], ok=good[r, best], direction=direction)
+
+
+def _candidate_checks(x: np.ndarray, wt: np.ndarray, wt_1: np.ndarray, wt_2: np.ndarray, d0: np.ndarray,
+                      d1: np.ndarray, d2: np.ndarray, lengths: np.ndarray, direction: float
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """``min g`` and pass/fail (``g >= 0``, ``w > 0``, ``|w'| <= 2``) of candidate continuations on the check grid
+    (slices x candidates)."""
+    u = U_CHECK[None, None, :]
+    ln = lengths[:, :, None]
+    with np.errstate(over="ignore", under="ignore"):
+        e = np.exp(-u / ln)  # (n, c, p)
+    dd0, dd1, dd2 = d0[:, None, None], d1[:, :, None], d2[:, :, None]
+    poly = dd0 + (dd1 + dd2 * u) * u
+    poly1 = dd1 + 2.0 * dd2 * u
+    w = wt[:, None, :] + poly * e
+    w1 = wt_1[:, None, :] + direction * (poly1 - poly / ln) * e
+    w2 = wt_2[:, None, :] + (2.0 * dd2 - 2.0 * poly1 / ln + poly / (ln * ln)) * e
+    g = durrleman_g(x[:, None, :], w, w1, w2)
+    g_min = np.min(np.where(np.isfinite(g), g, -np.inf), axis=2)
+    ok = (g_min >= 0) & np.all(w > 0, axis=2) & np.all(np.abs(w1) <= 2.0 + 1e-9, axis=2)
+    return g_min, ok
 
 
 def _select(use_first: np.ndarray, first: WingSide, second: WingSide) -> WingSide:

@@ -222,3 +222,21 @@ def test_not_a_store(tmp_path: Path) -> None:
 
     with pytest.raises(InputFileError, match="not a volsurf store"):
         Store.open(str(tmp_path))
+
+
+def test_metrics_index_is_only_a_cache(spy_store: str, tmp_path: Path) -> None:
+    """The metrics index saves opening one file per snapshot; a missing, stale or damaged index changes nothing."""
+    url = str(tmp_path / "s")
+    shutil.copytree(spy_store, url)
+    store = Store.open(url)
+    full = store.read_table("metrics").to_pandas()
+    index = Path(store.index_path())
+    assert index.is_file() and len(pd.read_parquet(index)) == 2
+    # stale: an index written by a concurrent run that did not see one snapshot
+    pd.read_parquet(index).iloc[:1].to_parquet(index)
+    assert store.read_table("metrics").to_pandas()["snapshot_id"].tolist() == full["snapshot_id"].tolist()
+    index.write_bytes(b"damaged")
+    pd.testing.assert_frame_equal(store.read_table("metrics").to_pandas(), full)
+    index.unlink()
+    pd.testing.assert_frame_equal(store.read_table("metrics").to_pandas(), full)
+    assert store.update_index() == 2 and index.is_file()

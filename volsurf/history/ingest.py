@@ -24,7 +24,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -84,10 +84,12 @@ class Outcome:
     trade_date: str | None = None
     reason: str | None = None
     seconds: float = 0.0
+    peak_rss_mb: float | None = None
+    metrics_row: Any = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("source_file", "status", "snapshot_id", "underlying", "trade_date",
-                                              "reason", "seconds")}
+                                              "reason", "seconds", "peak_rss_mb")}
 
 
 @dataclass(frozen=True)
@@ -292,6 +294,13 @@ def _surface_columns() -> list[str]:
     return list(CSV_COLUMNS)
 
 
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (MiB): the worker's high-water mark."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def _failure_id(file_digest: str, index: int) -> str:
     return hashlib.sha256(f"{file_digest}|{index}".encode()).hexdigest()[:24]
 
@@ -354,7 +363,8 @@ def _ingest_file(path: str, store_url: str, file_digest: str | None) -> list[Out
             store.commit_snapshot(rows.snapshot_id, underlying=rows.underlying, trade_date=rows.trade_date,
                                   contracts=rows.contracts, surface=rows.surface, metrics=rows.metrics)
             store.clear_failure(_failure_id(file_digest, i))
-            out.append(Outcome(path, "added", sid, rows.underlying, rows.trade_date, None, time.perf_counter() - t1))
+            out.append(Outcome(path, "added", sid, rows.underlying, rows.trade_date, None, time.perf_counter() - t1,
+                               _peak_rss_mb(), rows.metrics))
         except Exception as exc:  # one bad snapshot is recorded and the file goes on
             out.append(_fail(store, path, file_digest, i, exc, "process", t1))
     return out
@@ -541,6 +551,10 @@ def ingest(
             _run_local(tasks, store.url if not store.local else store.root, n_jobs, done)
     finally:
         bar.close()
+        # one file with every snapshot's metrics row, so that readers need not open one file per snapshot
+        store.update_index([o.metrics_row for o in outcomes if o.metrics_row is not None])
+    # the rows are in the store now: the outcomes stay small
+    outcomes = [replace(o, metrics_row=None) for o in outcomes]
     return IngestResult(tuple(outcomes), engine, workers, time.perf_counter() - t0, tuple(notes))
 
 

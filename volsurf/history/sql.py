@@ -53,14 +53,21 @@ def connect(store_url: str, *, threads: int | None = None) -> Any:
     duckdb = _duckdb()
     store = Store.open(store_url)
     con = duckdb.connect(":memory:")
+    con.execute("SET enable_progress_bar = false")
     if threads:
         con.execute(f"SET threads TO {int(threads)}")
     prefix = ""
     if not store.local:
         con.register_filesystem(store.fs)
         prefix = f"{store.fs.protocol[0] if isinstance(store.fs.protocol, tuple) else store.fs.protocol}://"
+    metrics = store.read_table("metrics")  # through the index: one file instead of one per snapshot
+    if metrics is not None:
+        con.register("_metrics_rows", metrics)
     for view in ("metrics", "contracts", "surface_params", "failures"):  # metrics first: the others use it
         has_files = bool(store._files(view))
+        if view == "metrics" and metrics is not None:
+            con.execute("CREATE VIEW metrics AS SELECT * FROM _metrics_rows")
+            continue
         if not has_files:
             con.execute(f"CREATE VIEW {view} AS {_EMPTY[view]}")
             continue

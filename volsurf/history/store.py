@@ -8,6 +8,7 @@ open without volsurf (pandas, pyarrow, DuckDB, Polars). Layout, schema version :
     DIR/surface_params/<snapshot_id>.parquet                  one row per fitted expiry
     DIR/contracts/underlying=<U>/trade_date=<D>/<snapshot_id>.parquet   one row per contract (hive partitions)
     DIR/failures/<failure_id>.parquet                         one row per snapshot (or file) that failed
+    DIR/_index/metrics.parquet                                cache: every metrics row in one file
 
 Identity: ``content_hash`` is a SHA-256 of the normalized snapshot (underlying, trade date, spot and every
 contract's quotes, volume and open interest, in contract order), so the same data under another file name or
@@ -44,6 +45,7 @@ from volsurf.errors import InputFileError, ParameterError
 
 SCHEMA_VERSION = 1
 MARKER = "_volsurf_store.json"
+INDEX_DIR = "_index"
 ID_LENGTH = 24
 TABLES: tuple[str, ...] = ("contracts", "metrics", "surface_params", "failures")
 
@@ -411,14 +413,83 @@ class Store:
         """Ids of the committed snapshots (from the metrics file names, without reading them)."""
         return {os.path.basename(p)[: -len(".parquet")] for p in self._files("metrics")}
 
-    def read_table(self, table: str, *, columns: Sequence[str] | None = None, filters: Any = None) -> Any:
-        """One table as an Arrow table (empty when the table has no file yet).
+    # -- the metrics index (a cache: one file instead of one per snapshot) ---------------------------------
 
-        ``contracts`` and ``surface_params`` are restricted to committed snapshots; ``contracts`` gets its
-        ``underlying`` and ``trade_date`` columns from the partition directories.
+    def index_path(self, table: str = "metrics") -> str:
+        """``_index/<table>.parquet``: the rows of many snapshots in one file (a cache volsurf keeps; the
+        per-snapshot files stay the truth, and readers that do not know the index never see it)."""
+        return self._join(INDEX_DIR, f"{table}.parquet")
+
+    def _read_file(self, path: str) -> Any:
+        import pyarrow.parquet as pq
+
+        if self.local:
+            return pq.read_table(path)
+        with self.fs.open(path, "rb") as fh:
+            return pq.read_table(fh)
+
+    def _read_files(self, paths: Sequence[str]) -> list[Any]:
+        if len(paths) < 4:
+            return [self._read_file(p) for p in paths]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(8, len(paths))) as pool:
+            return list(pool.map(self._read_file, paths))
+
+    def _metrics_table(self, extra: Sequence[Any] = ()) -> Any:
+        """The committed snapshots' metrics rows: from the index, from ``extra`` tables (rows just written),
+        and from the per-snapshot files of the snapshots neither holds. Sorted by snapshot id."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        ids = self.committed_ids()
+        if not ids:
+            return None
+        parts = [t for t in extra if t is not None and t.num_rows]
+        have = {str(x) for t in parts for x in t.column("snapshot_id").to_pylist()}
+        ip = self.index_path()
+        if self._exists(ip):
+            try:
+                idx = self._read_file(ip)
+            except (OSError, pa.ArrowInvalid):  # a damaged cache is ignored (the files are the truth)
+                idx = None
+            if idx is not None and idx.num_rows:
+                keep = pc.and_(pc.is_in(idx["snapshot_id"], value_set=pa.array(sorted(ids))),
+                               pc.invert(pc.is_in(idx["snapshot_id"], value_set=pa.array(sorted(have), pa.string()))))
+                idx = idx.filter(keep)
+                have |= {str(x) for x in idx.column("snapshot_id").to_pylist()}
+                parts.append(idx)
+        parts += self._read_files([self.metrics_path(s) for s in sorted(ids - have)])
+        tab = pa.concat_tables(parts, promote_options="permissive")
+        tab = tab.filter(pc.is_in(tab["snapshot_id"], value_set=pa.array(sorted(ids))))
+        return tab.take(pc.sort_indices(tab, [("snapshot_id", "ascending")]))
+
+    def update_index(self, new_rows: Sequence[Any] = ()) -> int:
+        """Rewrite the metrics index (atomically) from the previous index, ``new_rows`` and the committed
+        snapshots still missing from both; returns its row count. Concurrent runs may overwrite each other's
+        index: readers then read the missing snapshots' files, so results never depend on it."""
+        tab = self._metrics_table(new_rows)
+        if tab is None:
+            return 0
+        self.write_table(self.index_path(), tab)
+        return int(tab.num_rows)
+
+    def read_table(self, table: str, *, columns: Sequence[str] | None = None, filters: Any = None) -> Any:
+        """One table as an Arrow table (None when the table has no file yet).
+
+        ``metrics`` holds the committed snapshots (read through the index); ``contracts`` and ``surface_params``
+        are restricted to committed snapshots; ``contracts`` gets its ``underlying`` and ``trade_date`` columns
+        from the partition directories.
         """
         import pyarrow.dataset as ds
 
+        if table == "metrics":
+            tab = self._metrics_table()
+            if tab is None:
+                return None
+            if filters is not None:
+                tab = tab.filter(filters)
+            return tab.select(list(columns)) if columns is not None else tab
         files = self._files(table)
         if not files:
             return None

@@ -33,8 +33,12 @@ Status codes (``IV_STATUS_NAMES``): ``OK``; ``BELOW_INTRINSIC`` (price < discoun
 ``ABOVE_UPPER_BOUND`` (call >= D F, put >= D K); ``NO_PRICE`` (price NaN or <= 0, e.g. no bid);
 ``VEGA_TOO_SMALL`` (the time value is so small against the float precision of the price that the vol is not
 identifiable: one unit of rounding in the price moves the vol by more than ``IDENTIFIABLE_REL_TOL`` relative);
-``BAD_INPUT`` (``t <= 0``, ``F <= 0``, ``K <= 0``, ``D <= 0`` or any of them NaN/inf). The vol is NaN unless OK.
-Precedence: ``BAD_INPUT`` > ``NO_PRICE`` > ``BELOW_INTRINSIC`` / ``ABOVE_UPPER_BOUND`` > ``VEGA_TOO_SMALL``.
+``BAD_INPUT`` (``t <= 0``, ``F <= 0``, ``K <= 0``, ``D <= 0`` or any of them NaN/inf); ``NOT_CONVERGED`` (the
+final residual check: the Newton correction ``|b(s) - beta| / b'(s)`` left after the two Householder steps exceeds
+``CONVERGENCE_REL_TOL`` times ``s``, which happens only outside the tested domain, e.g. ``sigma > 5`` or
+``t > 10`` years). The vol is NaN unless OK.
+Precedence: ``BAD_INPUT`` > ``NO_PRICE`` > ``BELOW_INTRINSIC`` / ``ABOVE_UPPER_BOUND`` > ``VEGA_TOO_SMALL`` >
+``NOT_CONVERGED``.
 
 Notice of the reference implementation this module is derived from::
 
@@ -61,6 +65,7 @@ __all__ = [
     "IDENTIFIABLE_REL_TOL",
     "IV_STATUS_CODES",
     "IV_STATUS_NAMES",
+    "NOT_CONVERGED",
     "NO_PRICE",
     "OK",
     "VEGA_TOO_SMALL",
@@ -74,6 +79,7 @@ ABOVE_UPPER_BOUND = 2
 NO_PRICE = 3
 VEGA_TOO_SMALL = 4
 BAD_INPUT = 5
+NOT_CONVERGED = 6
 
 #: Status code -> lowercase name (the strings the enrich layer and the CLI print).
 IV_STATUS_NAMES: dict[int, str] = {
@@ -83,6 +89,7 @@ IV_STATUS_NAMES: dict[int, str] = {
     NO_PRICE: "no_price",
     VEGA_TOO_SMALL: "vega_too_small",
     BAD_INPUT: "bad_input",
+    NOT_CONVERGED: "not_converged",
 }
 #: Lowercase name -> status code.
 IV_STATUS_CODES: dict[str, int] = {name: code for code, name in IV_STATUS_NAMES.items()}
@@ -90,6 +97,16 @@ IV_STATUS_CODES: dict[str, int] = {name: code for code, name in IV_STATUS_NAMES.
 #: A vol is reported only if one unit of float rounding in the price (``eps * price``) moves it by at most this
 #: fraction of itself; beyond that the time value is float noise (deep ITM, or a price pinned at its upper bound).
 IDENTIFIABLE_REL_TOL = 1e-6
+
+#: Stated accuracy of the solver: after the two Householder steps the Newton correction left in ``s = sigma
+#: sqrt(t)`` (``|b(s) - beta| / b'(s)``, from the complements near the upper bound) must be at most this fraction
+#: of ``s`` (inside the tested domain plus the part that is 16 ulps of the price: rounding, not convergence);
+#: otherwise ``NOT_CONVERGED``.
+CONVERGENCE_REL_TOL = 1e-10
+#: The tested domain (round trips in tests/pricing/test_iv.py): inside it a residual within the price's rounding
+#: passes; outside it only a residual below ``CONVERGENCE_REL_TOL`` does.
+TESTED_SIGMA = 5.0
+TESTED_T = 10.0
 
 _EPS = np.finfo(float).eps
 _DBL_MIN = np.finfo(float).tiny
@@ -705,12 +722,32 @@ def _status_and_vol_block(p_in, f, k, t, call, d) -> tuple[np.ndarray, np.ndarra
     vega *= s
     np.divide(p, vega, out=vega)
     lost = ~(vega <= IDENTIFIABLE_REL_TOL / _EPS) | ~(sigma > 0) | ~(sigma < np.inf)
-    j = np.flatnonzero(lost)
+    # Final residual: the Newton correction still left after the fixed two steps (outside the solver's tested
+    # domain, e.g. sigma > 5 or t > 10, two steps may not reach the stated accuracy).
+    b_fin, vega_fin = _black_and_vega(x, s)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+        step = np.abs(b_fin - beta) / vega_fin
+        # the residual itself is known to a few ulps of the price: that part is rounding, not convergence
+        noise = (16.0 * _EPS) * np.maximum(beta, b_fin) / vega_fin
+        # near the upper bound b_max = e^{x/2} the same correction from the complements, which are accurate:
+        # b_max - b(s) = e^{x/2} N(-(h + t)) + e^{-x/2} N(h - t) (h = x / s, t = s / 2)
+        upper = np.flatnonzero(b_fin > 0.5 * b_max)
+        if upper.size:
+            xu, su = x[upper], s[upper]
+            gap = np.exp(0.5 * xu) * ndtr(-(xu / su + 0.5 * su)) + np.exp(-0.5 * xu) * ndtr(xu / su - 0.5 * su)
+            step[upper] = np.abs(np.log((b_max[upper] - beta[upper]) / gap)) * gap / vega_fin[upper]
+            # b_max - beta carries the price's rounding: eps b_max absolute
+            noise[upper] = (16.0 * _EPS) * b_max[upper] / (b_max[upper] - beta[upper]) * gap / vega_fin[upper]
+    # outside the tested domain nothing is put down to rounding: the correction itself must be below tolerance
+    noise[(sigma > TESTED_SIGMA * (1.0 + 1e-6)) | (t > TESTED_T * (1.0 + 1e-12))] = 0.0
+    unconverged = ~lost & ~(step <= CONVERGENCE_REL_TOL * s + noise)
+    j = np.flatnonzero(lost | unconverged)
     if j.size:
         sigma[j] = np.nan
     iv = np.full(status.shape, np.nan)
     iv[jdx] = sigma
-    status[jdx[j]] = VEGA_TOO_SMALL
+    status[jdx[np.flatnonzero(lost)]] = VEGA_TOO_SMALL
+    status[jdx[np.flatnonzero(unconverged)]] = NOT_CONVERGED
     return iv, status
 
 

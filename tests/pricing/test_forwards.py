@@ -121,3 +121,20 @@ def test_fast_median_equals_numpy(values):
 
     a = np.asarray(values)
     assert _median(a) == np.median(a)
+
+
+@pytest.mark.parametrize(("rate", "accepted"), [(-0.03, False), (-0.005, True), (0.14, True), (0.17, False)])
+def test_plausible_rate_bounds_are_the_documented_ones(rate: float, accepted: bool):
+    # The module docstring promises a parity regression only for implied rates inside [RATE_MIN, RATE_MAX];
+    # -3% lay inside the old docstring's "-5% .. 15%" but the code rejected it (it used -1%).
+    from volsurf.pricing import forwards
+
+    assert "``RATE_MIN = -1%`` and ``RATE_MAX = 15%``" in (forwards.__doc__ or "")
+    assert (forwards.RATE_MIN, forwards.RATE_MAX) == (-0.01, 0.15)
+    fwd, t = 4500.0, 1.0
+    disc = np.exp(-rate * t)
+    strikes = fwd * np.linspace(0.8, 1.2, 41)
+    c = black76_price(fwd, strikes, t, 0.2, True, disc)
+    p = black76_price(fwd, strikes, t, 0.2, False, disc)
+    est = estimate_forward(strikes, c, p, t, spot=fwd, rate_hint=0.04, spreads=np.full(strikes.size, 0.01 * fwd))
+    assert (est.method == "parity_regression") == accepted

@@ -285,7 +285,8 @@ def test_outside_the_tested_domain_a_vol_is_ok_only_at_full_accuracy():
     t = rng.uniform(2.0, 10.0, n)
     strike = 100.0 * np.exp(rng.normal(0.0, 0.7, n) * sig * np.sqrt(t))
     call = strike >= 100.0
-    price = np.array([lbr_black(100.0, k, s, tt, 1.0 if c else -1.0) for k, s, tt, c in zip(strike, sig, t, call)])
+    price = np.array([lbr_black(100.0, k, s, tt, 1.0 if c else -1.0)
+                      for k, s, tt, c in zip(strike, sig, t, call, strict=True)])
     vol, status = implied_volatility_with_status(price, 100.0, strike, t, call, 1.0)
     outside = (sig > 5.0 * (1 + 1e-6)) | (t > 10.0)
     ok = status == ivm.OK

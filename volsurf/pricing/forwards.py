@@ -9,8 +9,8 @@ The slope (the discount factor) is only identifiable when ``1 - D`` is large aga
 longer expiries with pairs over a wide strike range. Rules, per expiry:
 
 1. ``parity_regression``: ``t >= 0.1`` years and at least 6 pairs spanning a strike range of at least 10% of
-   spot, and the fitted ``D`` lies in ``[exp(-0.15 t), exp(0.05 t)]`` (implied rate between -5% and 15%): use
-   the fitted ``F`` and ``D``.
+   spot, and the fitted ``D`` lies in ``[exp(-RATE_MAX t), exp(-RATE_MIN t)]`` (implied rate between
+   ``RATE_MIN = -1%`` and ``RATE_MAX = 15%``): use the fitted ``F`` and ``D``.
 2. ``parity_fixed_rate``: otherwise, with at least 1 pair: ``D = exp(-r t)`` with ``r`` the median rate of the
    expiries of rule 1 (or ``default_rate`` if none), and ``F`` the median of ``K + (C - P)/D`` over the pairs
    nearest the ``|C - P|`` minimum.
@@ -31,6 +31,8 @@ import numpy as np
 import pandas as pd
 
 DEFAULT_RATE = 0.04
+RATE_MIN = -0.01  # plausible implied rates of a parity regression (rule 1); outside: rule 2
+RATE_MAX = 0.15
 """Fallback continuously-compounded rate (decimal). Used only when the chain itself cannot give one; roughly
 the US T-bill level of 2023-2026. Pass the rate explicitly for older snapshots (e.g. ~0.1-2% in 2022)."""
 DEFAULT_DIVIDEND_YIELD = 0.013
@@ -224,7 +226,7 @@ def estimate_forward(
             tolerance = _median(spreads[idx]) if spreads is not None else np.inf
             # Reject slopes that imply an implausible rate, or a line the quotes do not support (American
             # early-exercise premia, stale wings): then the rate comes from elsewhere (rule 2).
-            if np.exp(-0.15 * t) <= disc <= np.exp(0.01 * t) and _median(resid) <= tolerance:
+            if np.exp(-RATE_MAX * t) <= disc <= np.exp(-RATE_MIN * t) and _median(resid) <= tolerance:
                 fwd = intercept / disc
                 return pack(fwd, disc, "parity_regression", idx)
 

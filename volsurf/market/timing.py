@@ -6,7 +6,9 @@ small ``t`` (e.g. 30 minutes before a 16:00 settlement: t = 30/525,600 = 5.7e-5 
 one-day floor.
 
 Settlement: AM-settled roots (standard monthly SPX, NDX, RUT, XSP AM...) settle on the opening print,
-modelled as 09:30 New York on the expiry date; every other root (SPXW, NDXP, SPY, equities...) at 16:00.
+modelled as 09:30 New York on the expiry date; every other root (SPXW, NDXP, SPY, equities...) at the session
+close: 16:00, or 13:00 on the NYSE early-close days (the day after Thanksgiving, Christmas Eve, July 3...; from the
+exchange calendar, :func:`volsurf.market.calendar.session_open_close`).
 """
 
 from __future__ import annotations
@@ -41,8 +43,27 @@ def settlement_for_root(root: str) -> str:
     return "AM" if root.upper() in AM_SETTLED_ROOTS else "PM"
 
 
-def settlement_times(expiry_dates, settlements) -> pd.DatetimeIndex:
-    """Settlement instants (America/New_York) for expiry dates and ``AM``/``PM`` labels (vectorized)."""
+def pm_close_minutes(dates: pd.DatetimeIndex) -> np.ndarray:
+    """Minutes after midnight (New York) of the PM settlement on each date: the NYSE session close, 16:00 on a
+    regular day and 13:00 on an early-close day; 16:00 on a date that is not a session."""
+    from volsurf.market.calendar import nyse
+
+    out = np.full(len(dates), 16 * 60)
+    days = pd.DatetimeIndex(dates).normalize()
+    if len(days) == 0:
+        return out
+    sched = nyse().schedule
+    hit = days.isin(sched.index)
+    if hit.any():
+        closes = pd.DatetimeIndex(sched.loc[days[hit], "close"]).tz_convert(NY)
+        out[np.flatnonzero(hit)] = closes.hour * 60 + closes.minute
+    return out
+
+
+def settlement_times(expiry_dates: object, settlements: object) -> pd.DatetimeIndex:
+    """Settlement instants (America/New_York) for expiry dates and ``AM``/``PM`` labels (vectorized).
+
+    AM: 09:30. PM: the session close of the expiry date (:func:`pm_close_minutes`: 13:00 on early closes)."""
     raw = pd.Series(expiry_dates).astype(str)
     am = np.asarray(settlements) == "AM"
     if len(raw) == 0:
@@ -53,12 +74,12 @@ def settlement_times(expiry_dates, settlements) -> pd.DatetimeIndex:
     codes, uniq = pd.factorize(raw, use_na_sentinel=False)
     pair, inverse = np.unique(codes * 2 + am, return_inverse=True)
     dates = pd.DatetimeIndex(pd.to_datetime(np.asarray(uniq, dtype=object))).take(pair // 2)
-    offsets = np.where(pair % 2 == 1, 9 * 60 + 30, 16 * 60)
+    offsets = np.where(pair % 2 == 1, 9 * 60 + 30, pm_close_minutes(dates))
     local = dates + pd.to_timedelta(offsets, unit="m")
     return pd.DatetimeIndex(local).tz_localize(NY).take(inverse.ravel())
 
 
-def year_fraction(valuation_time: pd.Timestamp, expiry) -> np.ndarray:
+def year_fraction(valuation_time: pd.Timestamp, expiry: object) -> np.ndarray:
     """Years from ``valuation_time`` to each ``expiry`` (ACT/365 on minutes, may be <= 0 when expired)."""
     val = pd.Timestamp(valuation_time)
     exp = pd.DatetimeIndex(expiry)

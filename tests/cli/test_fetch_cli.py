@@ -139,6 +139,16 @@ def test_bad_arguments_are_one_line_errors(tmp_path, args, text):
     assert not (tmp_path / "s").exists()
 
 
+def test_unusable_store_or_raw_folder_is_a_one_line_error(tmp_path):
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("not a folder")
+    res = run_cli("fetch", "SPY", "--store", a_file)
+    assert res.exit_code == 2 and res.stderr.startswith("Error:") and "cannot open or create the store" in res.stderr
+    res = run_cli("fetch", "SPY", "--store", tmp_path / "s", "--raw-dir", a_file / "raw")
+    assert res.exit_code == 2 and "cannot create the folder of raw responses" in res.stderr
+    assert "Traceback" not in res.output and not (tmp_path / "s").exists()
+
+
 def test_ctrl_c_stops_between_cycles(server, spy_bodies, tmp_path):
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signals are delivered to the main thread only")

@@ -268,6 +268,7 @@ def test_stored_then_duplicate_with_raw_kept(server, bodies, tmp_path):
     again = f.fetch_symbol("SPY", store, c, raw_dir=str(tmp_path / "raw"))
     assert again.status == "duplicate" and again.ok and again.snapshot_id == first.snapshot_id
     assert store.committed_ids() == {first.snapshot_id}
+    assert Path(store.index_path()).exists()  # the store's metrics index is kept up to date
     assert sorted(os.listdir(tmp_path / "raw")) == ["SPY_20250609T180000Z.json.gz"]
     assert Store.open(str(tmp_path / "store")).read_metrics()["underlying"].tolist() == ["SPY"]
 

@@ -106,6 +106,8 @@ def fetch_cmd(symbols: tuple[str, ...], store_url: str, raw_dir: str | None, bas
 
     client = f.FeedClient(base, policy, sleep=stop.wait if interval is not None else None,
                           should_stop=stop.is_set, on_retry=on_retry)
+    if raw_dir is not None:
+        f.prepare_raw_dir(raw_dir)
     store = f.open_store(store_url)
     outcomes: list[f.FetchOutcome] = []
 

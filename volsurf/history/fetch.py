@@ -45,7 +45,7 @@ from typing import Any
 
 import pandas as pd
 
-from volsurf.errors import DataError, ParameterError, VolsurfError
+from volsurf.errors import DataError, InputFileError, ParameterError, VolsurfError
 from volsurf.market.calendar import NY, is_session, session_open_close
 
 #: The public endpoint's folder: a symbol's feed is ``<DEFAULT_BASE_URL>/<SYMBOL>.json``.
@@ -626,6 +626,10 @@ def fetch_symbol(
         return out("failed", snapshot_id=sid, reason=f"ingest failed: {res.reason if res else 'no snapshot'}", **info)
     if res.status == "present":
         return out("duplicate", snapshot_id=res.snapshot_id, reason="already in the store", **info)
+    # the store's metrics index is a cache of the metrics rows (readers then open one file, not one per snapshot);
+    # the snapshot is committed whether or not the cache is brought up to date
+    with contextlib.suppress(OSError, ValueError):
+        store.update_index([row] if (row := getattr(res, "metrics_row", None)) is not None else [])
     return out("stored", snapshot_id=res.snapshot_id, **info)
 
 
@@ -659,9 +663,23 @@ def open_store(store_url: str) -> Any:
     """The store at ``store_url``, created when absent (temporary files of killed runs on this host removed)."""
     from volsurf.history.store import Store
 
-    store = Store.open(store_url, create=True)
-    store.clean_temporary()
+    try:
+        store = Store.open(store_url, create=True)
+        store.clean_temporary()
+    except OSError as exc:
+        raise InputFileError(str(store_url), f"cannot open or create the store ({exc.strerror or _reason(exc)})",
+                             hint="give a directory that can be created or an existing store") from None
     return store
+
+
+def prepare_raw_dir(raw_dir: str) -> str:
+    """Create the folder of raw responses (a one-line error when it cannot be)."""
+    try:
+        os.makedirs(raw_dir, exist_ok=True)
+    except OSError as exc:
+        raise InputFileError(str(raw_dir), f"cannot create the folder of raw responses ({exc.strerror or _reason(exc)})",
+                             hint="give a writable directory") from None
+    return raw_dir
 
 
 def fetch(
@@ -693,7 +711,9 @@ def fetch(
         One per symbol.
     """
     syms = [feed_symbol(s) for s in symbols]
-    return fetch_cycle(syms, open_store(store_url), FeedClient(base_url, policy), raw_dir=raw_dir)
+    store = open_store(store_url)
+    return fetch_cycle(syms, store, FeedClient(base_url, policy),
+                       raw_dir=prepare_raw_dir(raw_dir) if raw_dir is not None else None)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -911,6 +931,7 @@ __all__ = [
     "parse_interval",
     "parse_retry_after",
     "parse_until",
+    "prepare_raw_dir",
     "raw_name",
     "read_response",
     "run_schedule",

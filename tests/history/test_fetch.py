@@ -344,6 +344,17 @@ def test_shared_feed_files(server, tmp_path):
     assert parquet_files(tmp_path / "store") == []
 
 
+@pytest.mark.xfail(reason="enrich fails on a chain without any call/put pair at one strike (the 4-contract excerpt): "
+                          "volsurf.pricing.forwards._pairs_by_key, zip() of unequal lengths; `volsurf ingest` of the "
+                          "same file fails the same way", strict=False)
+def test_recorded_envelope_is_stored(server, tmp_path):
+    if not FEEDS.exists():
+        pytest.skip("needs ../shared/real_feeds beside the checkout")
+    server.script("/AAPL.json", Reply(200, (FEEDS / "aapl_2026-08-07_envelope_excerpt.json").read_bytes()))
+    out = f.fetch_symbol("AAPL", f.open_store(str(tmp_path / "store")), client(server, attempts=1))
+    assert out.status == "stored", out.reason
+
+
 def test_full_size_index_envelope_from_a_shared_cboe_export(server, tmp_path):
     ndx = SHARED / "real_chains" / "cboe_Luca-Castelli_Index-Gamma" / "ndx_quotedata.csv"
     if not ndx.exists():

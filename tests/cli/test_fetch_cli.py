@@ -18,7 +18,7 @@ import pytest
 from conftest import SAMPLES, run_cli
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "history"))
-from feed_server import Reply, envelope, feed_server
+from feed_server import Reply, envelope, feed_server, loopback_only  # noqa: F401 - autouse
 
 SPY = SAMPLES / "spy_2025-06-09_close.csv"
 SPX = SAMPLES / "spx_2026-07-31_close.csv"

@@ -12,6 +12,7 @@ import contextlib
 import gzip
 import json
 import math
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,24 @@ class FeedServer:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(5)
+
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any socket connection beyond 127.0.0.1 fails the test (imported into the fetch test modules)."""
+    real_connect = socket.socket.connect
+
+    def connect(self: socket.socket, address: Any) -> None:
+        host = address[0] if isinstance(address, tuple) else address
+        if isinstance(host, str) and host not in LOOPBACK and self.family in (socket.AF_INET, socket.AF_INET6):
+            self.close()  # the caller never gets it back
+            raise AssertionError(f"a test tried to connect to {address!r}: only 127.0.0.1 is allowed")
+        real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import SAMPLES, SHARED
-from feed_server import FeedServer, Reply, envelope, feed_server
+from feed_server import FeedServer, Reply, envelope, feed_server, loopback_only  # noqa: F401 - autouse
 
 from volsurf.errors import ParameterError
 from volsurf.history import fetch as f
@@ -474,3 +474,11 @@ def test_scheduled_fetches_store_increasing_timestamps(server, bodies, tmp_path)
     assert state.started == sorted(state.started)
     m = store.read_metrics()
     assert len(m) == 3 and m["quote_time"].is_monotonic_increasing
+
+
+def test_nothing_connects_beyond_loopback():
+    c = f.FeedClient(policy=f.RetryPolicy(attempts=1, timeout=1.0))  # the public endpoint
+    with pytest.raises(AssertionError, match=r"only 127\.0\.0\.1 is allowed"):
+        with socket.create_connection(("198.51.100.7", 443), timeout=1.0):
+            pass
+    assert c.url_for("_SPX").startswith("https://cdn.cboe.com/")

@@ -388,6 +388,18 @@ def test_report_on_synthetic_snapshot():
     assert isinstance(d["regime_robust"], bool)
     # End of day: the 0DTE contracts are gone from the later profile.
     assert d["profile_later"]["valuation_time"].startswith("2023-09-14T16:00")
+    # ... not only the timestamp: the later profile is the hand-built one of the other expiries alone, 30 minutes
+    # (the time to the 16:00 close) shorter, without the 0DTE rows; with them it would differ.
+    f = enr.frame
+    later_t = f["t"].to_numpy() - 30.0 / 525_600.0
+    keep = later_t > 0
+    assert (~keep).sum() == (f["expiry_date"] == "2023-09-14").sum() > 0
+    weights = np.where(f["type"] == "call", 1.0, -1.0) * f["open_interest"].to_numpy() * 100.0
+    disc2 = f["discount"].to_numpy() ** (np.clip(later_t, 0, None) / f["t"].to_numpy())
+    grid = np.array([p["spot"] for p in d["profile"]])
+    hand = gex.gex_profile(grid, 4500.0, f["forward"].to_numpy()[keep], f["strike"].to_numpy()[keep], later_t[keep],
+                           f["iv_mid"].to_numpy()[keep], disc2[keep], weights[keep])
+    np.testing.assert_allclose([p["net_gex"] for p in d["profile_later"]["profile"]], hand, rtol=1e-9, atol=1e-6)
 
 
 def test_report_expiry_selection_and_opposite_assumption():
@@ -493,3 +505,46 @@ def test_cli_json_csv_table_and_plots(tmp_path, capsys):
         main(["gex", str(SPY_SMALL), "--expiries", "weekly"])
     assert exc.value.code == 2
     assert capsys.readouterr().err.startswith("Error: unknown expiry bucket")
+
+
+def test_no_open_interest_reports_net_gex_unavailable_not_zero():
+    # OptionsDX files carry no open interest: every exposure would be 0.0, and "0.0 => negative gamma,
+    # regime_robust: true" is a made-up regime. The report says why there is no number instead.
+    enr = _synthetic_enriched()
+    enr.frame["open_interest"] = np.nan
+    rep = gexr.gex_report(enr, n_points=51)
+    d = rep.to_dict()
+    assert math.isnan(rep.net_gex)
+    assert "no open interest" in d["net_gex_unavailable_reason"]
+    assert d["regime_robust"] is None and d["gamma_flip"] is None and d["call_wall"] is None
+    assert d["coverage"]["contracts_missing_oi"] == len(enr.frame)
+    enr.frame["open_interest"] = 0.0
+    assert "no contract has a positive open interest" in gexr.gex_report(enr, n_points=51).unavailable_reason
+
+
+def test_stale_spot_uses_the_parity_implied_spot_everywhere():
+    # The file's Last 1% off the level the options were priced against (the forwards carry the true spot 4500).
+    enr = _synthetic_enriched(spot=4545.0)
+    enr.implied_spot = 4500.0
+    rep = gexr.gex_report(enr, n_points=101, robustness=False)
+    d = rep.to_dict()
+    assert d["spot"] == 4500.0 and d["file_spot"] == 4545.0 and d["spot_source"].startswith("implied")
+    # grid centred on the implied spot, exposures at it: the same as a file whose Last is the implied spot
+    fresh = SimpleNamespace(frame=enr.frame, meta=SimpleNamespace(**{**vars(enr.meta), "spot": 4500.0}))
+    ref = gexr.gex_report(fresh, n_points=101, robustness=False)
+    assert rep.profile_spots[50] == pytest.approx(4500.0)
+    assert rep.net_gex == pytest.approx(ref.net_gex, rel=1e-12)
+    np.testing.assert_allclose(rep.profile_net, ref.profile_net, rtol=1e-12)
+    # a Last within the tolerance is kept
+    enr2 = _synthetic_enriched(spot=4501.0)
+    enr2.implied_spot = 4500.0
+    assert gexr.gex_report(enr2, n_points=11, robustness=False).spot_source == "file"
+
+
+@pytest.mark.parametrize("bad", [0.0, -4500.0, math.nan, math.inf])
+def test_non_positive_or_non_finite_spot_is_a_one_line_input_error(bad):
+    enr = _synthetic_enriched()
+    enr.meta.spot = bad
+    with pytest.raises(DataError) as e:
+        gexr.gex_report(enr, n_points=11, robustness=False)
+    assert "\n" not in str(e.value)

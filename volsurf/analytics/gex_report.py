@@ -14,7 +14,7 @@ import datetime as dt
 import functools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -119,6 +119,9 @@ class GexReport:
     profile_later: np.ndarray | None = None
     flip_later: FlipResult | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    file_spot: float | None = None
+    spot_source: str = "file"
+    unavailable_reason: str | None = None
 
     @property
     def net_gex(self) -> float:
@@ -133,6 +136,9 @@ class GexReport:
             "trade_date": self.trade_date.isoformat(),
             "valuation_time": self.valuation_time.isoformat(),
             "spot": self.spot,
+            "spot_source": self.spot_source,
+            "file_spot": self.file_spot if self.file_spot is not None else self.spot,
+            "net_gex_unavailable_reason": self.unavailable_reason,
             "assumption": self.assumption.name,
             "assumption_description": self.assumption.description,
             "vol_model": self.vol_model,
@@ -302,6 +308,38 @@ class _Later:
     flip: FlipResult | None = None
 
 
+def choose_spot(file_spot: float, implied: float) -> tuple[float, str]:
+    """The spot GEX uses, and its source.
+
+    The file's spot, unless it is stale against the spot implied by put-call parity (relative gap above
+    :data:`volsurf.pricing.enrich.STALE_SPOT_TOLERANCE`, the StaleSpotWarning of enrich): then the implied spot,
+    which is the level the option prices (and the forwards, hence ``dF/dS = F / S``) refer to. One spot serves
+    the exposures at spot, the profile grid and ``dF/dS``.
+
+    Raises
+    ------
+    DataError
+        The file's spot is zero, negative or not finite.
+    """
+    from volsurf.pricing.enrich import STALE_SPOT_TOLERANCE
+
+    if not (math.isfinite(file_spot) and file_spot > 0):
+        raise DataError(f"spot {file_spot} is not a positive number", hint="check the file's header line (Last)")
+    if math.isfinite(implied) and implied > 0 and abs(implied / file_spot - 1.0) > STALE_SPOT_TOLERANCE:
+        return implied, "implied (put-call parity; the file's Last is stale)"
+    return file_spot, "file"
+
+
+def _oi_unavailable(c: _Contracts) -> str | None:
+    """Why net GEX cannot be computed (no contract with a positive open interest), or None."""
+    oi_raw = _column(c.frame, "open_interest")
+    if np.any(c.oi > 0):
+        return None
+    if not np.any(np.isfinite(oi_raw)):
+        return "the file has no open interest (e.g. OptionsDX exports carry none): dealer positions unknown"
+    return "no contract has a positive open interest: dealer positions unknown"
+
+
 def _select(frame: pd.DataFrame, trade_date: dt.date, selected: tuple[str, ...]) -> tuple[pd.DataFrame, np.ndarray]:
     """Rows of the selected expiry buckets and their bucket names."""
     buckets_all = expiry_buckets(frame["expiry_date"], trade_date)
@@ -362,6 +400,7 @@ def _coverage(c: _Contracts, usable: np.ndarray, vol: VolFunction | None) -> dic
     return {
         "contracts": len(c.frame),
         "contracts_with_oi": int(np.count_nonzero(oi > 0)),
+        "contracts_missing_oi": int(np.count_nonzero(~np.isfinite(_column(c.frame, "open_interest")))),
         "open_interest": oi_total,
         "open_interest_without_iv": oi_missing,
         "open_interest_without_iv_fraction": oi_missing / oi_total if oi_total > 0 else 0.0,
@@ -528,9 +567,8 @@ def gex_report(
     ass = get_assumption(assumption)
     selected = parse_expiry_selection(expiries)
     meta = enriched.meta
-    spot = float(meta.spot)
-    if not (math.isfinite(spot) and spot > 0):
-        raise DataError(f"spot {spot} is not a positive number", hint="check the file's header line")
+    file_spot = float(meta.spot)
+    spot, spot_source = choose_spot(file_spot, float(getattr(enriched, "implied_spot", float("nan"))))
     trade_date = meta.trade_date
     valuation_time = pd.Timestamp(meta.valuation_time)
 
@@ -542,11 +580,25 @@ def gex_report(
     table, walls, walls_by_bucket, by_bucket = _tables(c, x, selected)
     prof = _profile(c, spot, selected, width, n_points, bucket_profiles)
     notes = _notes(vol, coverage)
+    if spot_source != "file":
+        notes.append(f"spot {spot:.2f} implied by put-call parity used for GEX, the profile grid and dF/dS: the "
+                     f"file's Last {file_spot:g} is stale by {(file_spot / spot - 1) * 100:+.2f}%")
     later = _Later() if later_time is None else _later_profile(c, spot, valuation_time, later_time, vol, prof)
     scenarios: list[Scenario] = []
     flip_range = None
     regime = None
-    if robustness:
+    unavailable = _oi_unavailable(c)
+    if unavailable is not None:
+        # No positions: every exposure would be a silent 0.0 (and its sign a "regime"); report none instead.
+        nan = float("nan")
+        x = replace(x, totals=dict.fromkeys(x.totals, nan))
+        prof = replace(prof, net=np.full_like(prof.net, nan), by_bucket={b: np.full_like(v, nan)
+                                                                        for b, v in prof.by_bucket.items()},
+                       flip=FlipResult(None, (), unavailable))
+        walls, walls_by_bucket = Walls(None, None, None), {}
+        later = _Later()
+        notes.append(f"net GEX unavailable: {unavailable}")
+    elif robustness:
         scenarios, flip_range, regime = _robustness_summary(c, spot, ass, width, n_points, vol)
 
     return GexReport(
@@ -575,6 +627,9 @@ def gex_report(
         profile_later=later.profile,
         flip_later=later.flip,
         notes=tuple(notes),
+        file_spot=file_spot,
+        spot_source=spot_source,
+        unavailable_reason=unavailable,
     )
 
 

@@ -59,6 +59,8 @@ def _header(d: dict[str, Any]) -> dict[str, Any]:
         "trade_date": d["trade_date"],
         "valuation_time": d["valuation_time"],
         "spot": d["spot"],
+        "spot_source": d["spot_source"],
+        "net_gex_unavailable": d["net_gex_unavailable_reason"],
         "assumption": d["assumption"],
         "vol_model": d["vol_model"],
         "expiries": ",".join(d["expiries"]),

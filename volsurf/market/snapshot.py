@@ -74,12 +74,20 @@ FLOAT_COLUMNS: tuple[str, ...] = (
 HYGIENE_RULES: dict[str, tuple[str, str]] = {
     "expired": ("removed", "expiry settlement time is at or before the valuation time"),
     "duplicate": ("removed", "same contract id listed more than once (the first row is kept)"),
+    "expired_at_valuation": ("removed", "no time to expiry left at a valuation time given to enrich (counted there, "
+                                        "rows in EnrichedSnapshot.removed)"),
     "crossed": ("flagged", "bid > ask"),
     "zero_bid": ("flagged", "bid is 0 or missing (no buyer: the quote carries only an upper bound)"),
     "no_ask": ("flagged", "ask is 0 or missing"),
     "vendor_iv_missing": ("flagged", "vendor IV is 0, missing or a placeholder (<= 1e-4)"),
     "missing_oi": ("flagged", "open interest missing"),
+    "bad_oi": ("flagged", "open interest negative, non-finite or above OI_MAX (implausible): set to missing, "
+                          "never used as a position"),
 }
+
+#: Plausibility bound of open interest per contract (the largest single-strike open interest of SPX/SPY options
+#: is a few hundred thousand contracts); above it, like negative or non-finite values, the rule ``bad_oi``.
+OI_MAX = 5_000_000.0
 
 
 @dataclass(frozen=True)

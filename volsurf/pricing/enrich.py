@@ -30,16 +30,23 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from volsurf.errors import StaleSpotWarning, warn
+from volsurf.errors import DataQualityWarning, StaleSpotWarning, warn
 from volsurf.market.snapshot import Snapshot, SnapshotMeta
 from volsurf.market.timing import year_fraction
 from volsurf.pricing import black76 as pricing
 from volsurf.pricing.forwards import DEFAULT_DIVIDEND_YIELD, DEFAULT_RATE, implied_forwards, implied_spot
 
+#: Relative gap between the file's spot and the parity-implied spot above which the file's 'Last' is stale
+#: (a StaleSpotWarning; GEX then uses the implied spot, see :mod:`volsurf.analytics.gex_report`).
+STALE_SPOT_TOLERANCE = 0.0025
+
 
 @dataclass(frozen=True)
 class EnrichedSnapshot:
-    """A snapshot with per-contract analytics (``frame``) and per-expiry forwards (``expiries``)."""
+    """A snapshot with per-contract analytics (``frame``) and per-expiry forwards (``expiries``).
+
+    ``removed``: the snapshot's removed rows plus, with a valuation-time override, the rows whose time to expiry
+    is not positive at that time (reason ``expired_at_valuation``)."""
 
     frame: pd.DataFrame
     meta: SnapshotMeta
@@ -47,6 +54,7 @@ class EnrichedSnapshot:
     assumptions: dict
     implied_spot: float = float("nan")
     warnings: tuple[str, ...] = ()
+    removed: pd.DataFrame | None = None
 
     def with_frame(self, frame: pd.DataFrame) -> EnrichedSnapshot:
         """A copy with another frame."""
@@ -151,8 +159,19 @@ def enrich(
     f = snapshot.frame.copy()
     f["t"] = year_fraction(val, f["expiry"])
     live = f["t"].to_numpy() > 0
+    removed = getattr(snapshot, "removed", None)
+    warnings: list[str] = []
+    if not live.all():
+        # only when valuation_time is overridden past some expiry: counted and kept, never dropped silently
+        gone = f.loc[~live].drop(columns="t").assign(reason="expired_at_valuation")
+        removed = gone if removed is None else pd.concat([removed, gone[removed.columns.intersection(gone.columns)]],
+                                                        ignore_index=True)
+        meta = replace(meta, hygiene={**meta.hygiene, "expired_at_valuation": int((~live).sum())})
+        warn(warnings, DataQualityWarning,
+             f"{int((~live).sum())} contracts have no time left at the valuation time {val.isoformat()} "
+             f"(expired_at_valuation): set aside, listed in removed")
     if not (live.all() and f.index.equals(pd.RangeIndex(len(f)))):
-        f = f.loc[live].reset_index(drop=True)  # only when valuation_time is overridden past some expiry
+        f = f.loc[live].reset_index(drop=True)
 
     codes = _group_codes(f)
     if codes is not None:
@@ -229,8 +248,7 @@ def enrich(
         "greeks": "Black-76 on the implied forward from mid IV; delta/gamma per 1 point of spot",
     }
     s_star = implied_spot(fw, meta.spot)
-    warnings: list[str] = []
-    if abs(s_star / meta.spot - 1) > 0.0025:
+    if abs(s_star / meta.spot - 1) > STALE_SPOT_TOLERANCE:
         warn(
             warnings,
             StaleSpotWarning,
@@ -239,4 +257,4 @@ def enrich(
         )
     assumptions["implied_spot"] = s_star
     return EnrichedSnapshot(frame=f, meta=meta, expiries=exp.reset_index(drop=True), assumptions=assumptions,
-                            implied_spot=s_star, warnings=tuple(warnings))
+                            implied_spot=s_star, warnings=tuple(warnings), removed=removed)

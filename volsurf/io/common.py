@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from volsurf.errors import FormatError, InputFileError, TradeDateWarning, warn
-from volsurf.market.snapshot import COLUMNS, FLOAT_COLUMNS, HYGIENE_RULES, NY, Snapshot, SnapshotMeta
+from volsurf.market.snapshot import COLUMNS, FLOAT_COLUMNS, HYGIENE_RULES, NY, OI_MAX, Snapshot, SnapshotMeta
 from volsurf.market.timing import settlement_for_root, settlement_times
 
 MISSING_TOKENS = frozenset({"", "-", "--", "n/a", "na", "nan", "none", "null"})
@@ -216,6 +216,8 @@ def _finalize(
             "no_ask": ~(ask > 0),
             "vendor_iv_missing": ~(df["vendor_iv"].to_numpy() > VENDOR_IV_PLACEHOLDER),
             "missing_oi": np.isnan(df["open_interest"].to_numpy()),
+            "bad_oi": ~np.isnan(df["open_interest"].to_numpy())
+            & ~((df["open_interest"].to_numpy() >= 0) & (df["open_interest"].to_numpy() <= OI_MAX)),
         }
     # Flags as a bit code per row, spelled out once per distinct code (string joins per row are slow).
     code = np.zeros(len(df), dtype=np.int64)
@@ -225,6 +227,7 @@ def _finalize(
     names = list(rules)
     df["flags"] = _str_per_distinct(pd.Series(code), lambda c: ";".join(n for b, n in enumerate(names) if int(c) >> b & 1))
     df.loc[rules["vendor_iv_missing"], "vendor_iv"] = np.nan
+    df.loc[rules["bad_oi"], "open_interest"] = np.nan
     warnings.extend(extra_warnings)
 
     df = _sort_chain(df)[list(COLUMNS)]

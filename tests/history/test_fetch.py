@@ -344,9 +344,6 @@ def test_shared_feed_files(server, tmp_path):
     assert parquet_files(tmp_path / "store") == []
 
 
-@pytest.mark.xfail(reason="enrich fails on a chain without any call/put pair at one strike (the 4-contract excerpt): "
-                          "volsurf.pricing.forwards._pairs_by_key, zip() of unequal lengths; `volsurf ingest` of the "
-                          "same file fails the same way", strict=False)
 def test_recorded_envelope_is_stored(server, tmp_path):
     if not FEEDS.exists():
         pytest.skip("needs ../shared/real_feeds beside the checkout")

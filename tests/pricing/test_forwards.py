@@ -138,3 +138,17 @@ def test_plausible_rate_bounds_are_the_documented_ones(rate: float, accepted: bo
     p = black76_price(fwd, strikes, t, 0.2, False, disc)
     est = estimate_forward(strikes, c, p, t, spot=fwd, rate_hint=0.04, spreads=np.full(strikes.size, 0.01 * fwd))
     assert (est.method == "parity_regression") == accepted
+
+
+def test_chain_without_any_call_put_pair_gets_no_pairs():
+    """A chain where no strike has both a call and a put quote (e.g. a 4-contract excerpt): no pairs, no error."""
+    import pandas as pd
+
+    from volsurf.pricing.forwards import _pairs_by_key
+
+    frame = pd.DataFrame({
+        "expiry": pd.to_datetime(["2026-08-21 16:00", "2026-08-21 16:00"]).tz_localize("America/New_York"),
+        "root": ["AAPL", "AAPL"], "strike": [200.0, 210.0], "type": ["call", "put"],
+        "bid": [5.0, 4.0], "ask": [5.2, 4.2],
+    })
+    assert _pairs_by_key(frame) == {}

@@ -114,7 +114,9 @@ def _pairs_by_key(frame: pd.DataFrame) -> dict[tuple, tuple[np.ndarray, np.ndarr
     spread = (ask[c_rows] - bid[c_rows]) + (ask[p_rows] - bid[p_rows])
     k = strike[c_rows]
     g = group[c_rows]
-    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]]) if g.size else np.zeros(0, dtype=np.int64)
+    if not g.size:
+        return {}  # no strike has both a call and a put quote
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
     ends = np.r_[starts[1:], g.size]
     first_rows = c_rows[starts]
     exp_first = expiry.iloc[first_rows].tolist()

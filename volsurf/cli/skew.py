@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from volsurf.cli.common import (
+    as_of_option,
     emit,
     format_option,
     output_option,
@@ -128,8 +129,9 @@ def _with_skew_index(obj: dict[str, Any], snap: Any, terms: str) -> dict[str, An
               help="Expiries of the SKEW-method index: 'vix' (the variance index's pair bracketing 30 days) or "
                    "'monthly' (standard monthlies with the legacy roll, as Cboe's published SKEW; may "
                    "extrapolate). See docs/skew_index.md.")
+@as_of_option()
 def skew_cmd(file: str, fmt: str, output: str | None, plot_dir: str | None, surface_method: str,
-             skew_terms: str) -> None:
+             skew_terms: str, as_of: str | None = None) -> None:
     """Skew (ATM, 25d RR/BF, put skew, slope) per expiry and at 7/30/60/90 days, the 30-day variance index,
     the 30-day SKEW-method index (Cboe SKEW methodology), OTM put demand and calendar context of one chain
     FILE. Vols are decimal (0.05 = 5 vol points); the SKEW-method index is in SKEW points (100 - 10 x skewness).
@@ -143,7 +145,7 @@ def skew_cmd(file: str, fmt: str, output: str | None, plot_dir: str | None, surf
     from volsurf.analytics.measure import snapshot_metrics
     from volsurf.io.formats import load
 
-    snap = load(file)
+    snap = load(file, as_of=as_of)
     m = snapshot_metrics(snap, surface=surface_method, per_expiry=True)
     obj = _with_skew_index(m.to_dict(), snap, skew_terms)
     cm_rows = [{c: r.get(c) for c in CM_COLUMNS} for r in obj["constant_maturity"]]
@@ -341,10 +343,11 @@ def _short(v: Any) -> str:
 @_surface_option("fitted")
 @format_option()
 @output_option()
+@as_of_option()
 def flags_cmd(file: str, previous: str | None, history: tuple[str, ...], equity_ytd: float | None,
               bond_ytd: float | None, equity_prices: str | None, bond_prices: str | None, since: str,
               cta_prices: str | None, thresholds: tuple[str, ...], surface_method: str, fmt: str, output: str | None,
-              history_store: str | None = None) -> None:
+              history_store: str | None = None, as_of: str | None = None) -> None:
     """Evaluate the quarter-end flags on FILE and print each with its strength and evidence.
 
     Rules (docs/skew.md): quarter_end_window, skew_steepening, otm_put_demand_rising, quarter_end_hedging
@@ -371,13 +374,13 @@ def flags_cmd(file: str, previous: str | None, history: tuple[str, ...], equity_
         overrides[name.strip()] = value.strip()
     th = FlagThresholds().with_overrides(overrides)
     if equity_prices or bond_prices:
-        trade_date = load(file).meta.trade_date
+        trade_date = load(file, as_of=as_of).meta.trade_date
         equity_ytd, bond_ytd = resolve_returns(equity_ytd, bond_ytd, equity_prices, bond_prices, since, trade_date)
     elif (equity_ytd is None) != (bond_ytd is None):
         raise ParameterError("--equity-ytd and --bond-ytd go together", hint="give both returns, or neither")
     res = flags_for_file(file, previous=previous, history=list(history) or None, equity_ytd=equity_ytd,
                          bond_ytd=bond_ytd, thresholds=th, surface_method=surface_method,
-                         cta_prices=cta_prices or equity_prices, history_store=history_store)
+                         cta_prices=cta_prices or equity_prices, as_of=as_of, history_store=history_store)
     flags, rec = res.flags, res.current.record()
     objs = [f.to_dict() for f in flags]
     if fmt == "json":

@@ -438,6 +438,13 @@ SPX_0914 = REAL / "cboe_carlosjimenezdiaz_GEX_Python" / "2023-09-14" / "spx_quot
 SPY_SMALL = REAL / "cboe_ralph-e-boy_gamma-chart" / "2025-05-06_1809_truncated" / "quotedata.csv"
 
 
+def load_snapshot_frame(path):
+    """The loaded rows (parsing only) of a chain file."""
+    from volsurf.io.formats import load
+
+    return load(str(path)).frame
+
+
 def _enriched(path):
     from volsurf.io.formats import load
     from volsurf.pricing.enrich import enrich
@@ -463,7 +470,13 @@ def test_real_spx_2023_09_14_against_vendor_column():
     lo, hi = rep.gamma_flip_range
     assert lo <= flip <= hi
     assert rep.regime_robust is True
-    assert rep.walls.call_wall == 4500.0 and rep.walls.put_wall == 4500.0
+    # Walls from an independent computation on the file's own columns (vendor Gamma x Open Interest per strike,
+    # a pandas group-by, no volsurf greeks): the strikes of the largest call and put gamma.
+    raw = load_snapshot_frame(SPX_0914)
+    gam = raw["vendor_gamma"] * raw["open_interest"]
+    is_call = raw["type"] == "call"
+    assert rep.walls.call_wall == gam[is_call].groupby(raw["strike"][is_call]).sum().idxmax()
+    assert rep.walls.put_wall == gam[~is_call].groupby(raw["strike"][~is_call]).sum().idxmax()
     d = rep.to_dict()
     assert len(d["profile"]) >= 400
     i = int(np.searchsorted(rep.profile_spots, flip))
@@ -548,3 +561,21 @@ def test_non_positive_or_non_finite_spot_is_a_one_line_input_error(bad):
     with pytest.raises(DataError) as e:
         gexr.gex_report(enr, n_points=11, robustness=False)
     assert "\n" not in str(e.value)
+
+
+def test_vanna_and_charm_against_closed_forms():
+    # Textbook Black-Scholes-Merton closed forms (e.g. Haug, The Complete Guide to Option Pricing Formulas, 2nd ed.,
+    # sec. 2.2): vanna = -e^{-qt} n(d1) d2 / sigma; charm (minus d delta / dt, per year)
+    # = +-q e^{-qt} N(+-d1) - e^{-qt} n(d1) (2 (r - q) t - d2 sigma sqrt t) / (2 t sigma sqrt t).
+    s, k, t, _r, _q, sig, call, _oi, fwd, disc = _arrays(CONTRACTS)
+    greeks = gex.spot_greeks(s, fwd, k, t, sig, call, disc)
+    for i, (si, ki, ti, ri, qi, sgi, ci, _oi_i) in enumerate(CONTRACTS):
+        st_ = sgi * math.sqrt(ti)
+        d1 = (math.log(si / ki) + (ri - qi + 0.5 * sgi * sgi) * ti) / st_
+        d2 = d1 - st_
+        eq = math.exp(-qi * ti)
+        vanna = -eq * _npdf(d1) * d2 / sgi
+        ncdf = 0.5 * (1 + math.erf((d1 if ci else -d1) / math.sqrt(2)))
+        charm = (1 if ci else -1) * qi * eq * ncdf - eq * _npdf(d1) * (2 * (ri - qi) * ti - d2 * st_) / (2 * ti * st_)
+        assert greeks.vanna[i] == pytest.approx(vanna, rel=1e-9, abs=1e-12)
+        assert greeks.charm[i] == pytest.approx(charm, rel=1e-9, abs=1e-12)

@@ -294,6 +294,7 @@ def _parametric_layer(preps: list[PreparedExpiry],
     out = []
     x_dense = np.log(k_dense)
     prev_p = None
+    prev_dense: tuple[np.ndarray, np.ndarray] | None = None
     for p in preps:
         t = p.q.t
         x = np.log(p.k)
@@ -305,6 +306,13 @@ def _parametric_layer(preps: list[PreparedExpiry],
         iv_e = np.sqrt(w_e / t)
         c_svi_dense = bs_call_norm(k_dense, p.svi_fit.params.total_variance(x_dense))
         bfly_svi = dense_arbitrage(c_svi_dense, k_dense, ARB_TOL)
+        c_e_dense = bs_call_norm(k_dense, essvi_total_variance(x_dense, *essvi.params_at(t)))
+        bfly_e = dense_arbitrage(c_e_dense, k_dense, ARB_TOL)
+        cal_svi = cal_e = 0
+        if prev_dense is not None:  # calendar: this slice's price below the previous slice's at the same k
+            cal_svi = int(np.count_nonzero(c_svi_dense < prev_dense[0] - ARB_TOL))
+            cal_e = int(np.count_nonzero(c_e_dense < prev_dense[1] - ARB_TOL))
+        prev_dense = (c_svi_dense, c_e_dense)
         hs = 0.5 * (p.hi - p.lo)
         raw_cal = 0
         if prev_p is not None:
@@ -315,8 +323,8 @@ def _parametric_layer(preps: list[PreparedExpiry],
         out.append(ParametricDiag(
             iv_svi=iv_svi,
             iv_essvi=iv_e,
-            svi=_layer_diag(p, c_svi, iv_svi, bfly_svi, 0),
-            essvi=_layer_diag(p, c_e, iv_e, 0, 0),
+            svi=_layer_diag(p, c_svi, iv_svi, bfly_svi, cal_svi),
+            essvi=_layer_diag(p, c_e, iv_e, bfly_e, cal_e),
             inside_svi=(c_svi >= p.lo - INSIDE_TOL * hs) & (c_svi <= p.hi + INSIDE_TOL * hs),
             raw_butterfly=_raw_butterfly(p),
             raw_calendar=raw_cal,

@@ -167,10 +167,13 @@ def slice_record(sl: Any, surface: Any, facts: dict[str, Any] | None = None) -> 
         "svi_rmse_vol_points": _num(sl.svi.rmse_vol_pts),
         "svi_inside_band_share": _num(sl.svi.inside_share),
         "svi_butterfly_violations": int(sl.svi.butterfly_violations),
+        "svi_calendar_violations": int(sl.svi.calendar_violations),
         # eSSVI
         "essvi_params": {"theta": _num(theta), "rho": _num(rho_e), "psi": _num(psi_e)},
         "essvi_rmse_vol_points": _num(sl.essvi.rmse_vol_pts),
         "essvi_inside_band_share": _num(sl.essvi.inside_share),
+        "essvi_butterfly_violations": int(sl.essvi.butterfly_violations),
+        "essvi_calendar_violations": int(sl.essvi.calendar_violations),
         # quotes alone
         "raw_butterfly_violations": int(sl.raw_butterfly_violations),
         "raw_calendar_violations": int(sl.raw_calendar_violations),
@@ -239,6 +242,9 @@ def surface_summary(surface: Any, enriched: Any, *, min_t: float = SEVEN_DAYS, a
             "raw_calendar": int(summ["raw_calendar_violations"]),
             "arb_inconsistent_quotes": int(sum(r["arb_inconsistent_quotes"] for r in records)),
             "svi_butterfly": int(sum(r["svi_butterfly_violations"] for r in records)),
+            "svi_calendar": int(sum(r["svi_calendar_violations"] for r in records)),
+            "essvi_butterfly": int(sum(r["essvi_butterfly_violations"] for r in records)),
+            "essvi_calendar": int(sum(r["essvi_calendar_violations"] for r in records)),
             "svi_flagged_expiries": int(svi_flagged),
         },
         "k_domain": [_num(math.log(surface.k_domain[0])), _num(math.log(surface.k_domain[1]))],

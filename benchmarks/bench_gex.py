@@ -31,7 +31,7 @@ def _time(fn, repeat: int) -> tuple[float, float]:
 
 def main(argv: list[str]) -> int:
     from volsurf.analytics import gex, gex_report
-    from volsurf.io.formats import load
+    from volsurf.io import load
     from volsurf.pricing.enrich import enrich
 
     path = Path(argv[0]) if argv else DEFAULT

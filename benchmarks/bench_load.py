@@ -16,7 +16,7 @@ LARGEST = ROOT / "sample_chains" / "spx_2026-07-31_close.csv"
 
 
 def main() -> None:
-    from volsurf.io.formats import load
+    from volsurf.io import load
     from volsurf.pricing.enrich import enrich
 
     load(LARGEST)  # warm caches (calendar, imports)

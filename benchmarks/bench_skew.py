@@ -33,7 +33,7 @@ def _time(fn, repeat: int) -> tuple[float, float]:
 def main(argv: list[str]) -> int:
     from volsurf.analytics.skew_index import skew_index_from_chain
     from volsurf.cli.main import main as cli_main
-    from volsurf.io.formats import load
+    from volsurf.io import load
 
     path = Path(argv[0]) if argv else DEFAULT
     if not path.exists():

@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from volsurf.io.formats import load  # noqa: E402
+from volsurf.io import load  # noqa: E402
 from volsurf.pricing.enrich import enrich  # noqa: E402
 from volsurf.surface.fit import expiry_quotes_from_enriched, fit_surface  # noqa: E402
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from volsurf.io.formats import write_canonical
+from volsurf.io import write_canonical
 from volsurf.market.calendar import session_open_close, sessions_between
 from volsurf.market.snapshot import Snapshot, SnapshotMeta
 from volsurf.pricing.black76 import black76_price

@@ -43,7 +43,7 @@ def require_shared() -> None:
 @lru_cache(maxsize=64)
 def load_cached(path: str):
     """Load a chain once per test session (snapshots are immutable by convention)."""
-    from volsurf.io.formats import load
+    from volsurf.io import load
 
     return load(path)
 
@@ -85,7 +85,7 @@ class CliResult:
         return self.stdout + self.stderr
 
 
-def run_cli(*args: str | os.PathLike, input: str | None = None) -> CliResult:  # noqa: A002 - click's name
+def run_cli(*args: str | os.PathLike, input: str | None = None) -> CliResult:
     """Run ``volsurf ARGS...`` in-process; returns its exit code, stdout and stderr."""
     from click.testing import CliRunner
 

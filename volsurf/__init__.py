@@ -24,11 +24,11 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _LAZY: dict[str, str] = {
     # loading chains
-    "load": "volsurf.io.formats",
-    "load_all": "volsurf.io.formats",
-    "load_many": "volsurf.io.formats",
-    "expand_paths": "volsurf.io.formats",
-    "write_canonical": "volsurf.io.formats",
+    "load": "volsurf.io",
+    "load_all": "volsurf.io",
+    "load_many": "volsurf.io",
+    "expand_paths": "volsurf.io",
+    "write_canonical": "volsurf.io",
     "Snapshot": "volsurf.market.snapshot",
     "SnapshotMeta": "volsurf.market.snapshot",
     "calendar_context": "volsurf.market.calendar",
@@ -107,7 +107,7 @@ if TYPE_CHECKING:
     from volsurf.errors import VolsurfError, VolsurfWarning
     from volsurf.flows.rebalance import rebalance_flow
     from volsurf.history.track import track
-    from volsurf.io.formats import expand_paths, load, load_all, load_many, write_canonical
+    from volsurf.io import expand_paths, load, load_all, load_many, write_canonical
     from volsurf.market.calendar import calendar_context
     from volsurf.market.snapshot import Snapshot, SnapshotMeta
     from volsurf.pricing.black76 import black76_price

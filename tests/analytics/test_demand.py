@@ -141,7 +141,7 @@ def test_real_spx_demand_sanity():
     path = SHARED / "cboe_carlosjimenezdiaz_GEX_Python/2023-09-14/spx_quotedata.csv"
     if not path.exists():
         pytest.skip("shared real chains not available")
-    from volsurf.io.formats import load
+    from volsurf.io import load
 
     s = load(path)
     d = otm_put_demand(s.frame, spot=s.meta.spot, trade_date=s.meta.trade_date)

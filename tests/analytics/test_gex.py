@@ -440,13 +440,13 @@ SPY_SMALL = REAL / "cboe_ralph-e-boy_gamma-chart" / "2025-05-06_1809_truncated" 
 
 def load_snapshot_frame(path):
     """The loaded rows (parsing only) of a chain file."""
-    from volsurf.io.formats import load
+    from volsurf.io import load
 
     return load(str(path)).frame
 
 
 def _enriched(path):
-    from volsurf.io.formats import load
+    from volsurf.io import load
     from volsurf.pricing.enrich import enrich
 
     return enrich(load(str(path)))

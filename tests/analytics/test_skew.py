@@ -191,7 +191,7 @@ def test_real_chain_skew_sanity(rel, under):
     if not path.exists():
         pytest.skip("shared real chains not available")
     from volsurf.analytics.measure import snapshot_metrics
-    from volsurf.io.formats import load
+    from volsurf.io import load
 
     m = snapshot_metrics(load(path), per_expiry=False)
     cm30 = m.cm(30)

@@ -474,7 +474,7 @@ REAL_ROWS = pd.read_csv(VIX_TABLE).to_dict("records") if VIX_TABLE.is_file() els
 def real_results():
     out = {}
     for row in REAL_ROWS:
-        snap = load_cached(str(SHARED / row["chain_file"]))  # volsurf.io.formats.load, cached per session
+        snap = load_cached(str(SHARED / row["chain_file"]))  # volsurf.io.load, cached per session
         res = variance_index_from_chain(snap.frame, snap.meta.valuation_time)
         out[row["chain_file"]] = (snap, res)
     lines = []

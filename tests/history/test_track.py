@@ -91,7 +91,7 @@ def test_snapshot_metrics_is_pure():
 
 def test_track_series_over_synthetic_files(tmp_path):
     from volsurf.history.track import track
-    from volsurf.io.formats import write_canonical
+    from volsurf.io import write_canonical
 
     dates = ["2023-09-19", "2023-09-14", "2023-09-15", "2023-09-18"]  # out of order on purpose
     for i, d in enumerate(dates):

@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from volsurf.errors import FormatError, InputFileError, UnknownFormatError, VolsurfError
-from volsurf.io.formats import load, load_all, load_many, parse_cboe_date_line, write_canonical
+from volsurf.io import load, load_all, load_many, write_canonical
+from volsurf.io.dates import parse_cboe_date_line
 from volsurf.market.snapshot import COLUMNS, HYGIENE_RULES
 
 # ------------------------------------------------------------------------------------------ SOURCES.md facts

@@ -37,7 +37,7 @@ def test_negative_non_finite_and_absurd_open_interest_is_a_counted_rule():
 
 
 def test_rows_expired_at_an_overridden_valuation_time_are_counted_and_kept():
-    from volsurf.io.formats import load
+    from volsurf.io import load
     from volsurf.pricing.enrich import enrich
 
     snap = load(str(SAMPLE))

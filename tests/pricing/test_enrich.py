@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from conftest import REAL, enrich_cached, real_chain_files, require_shared
 
-from volsurf.io.formats import load
+from volsurf.io import load
 from volsurf.market.snapshot import Snapshot, SnapshotMeta
 from volsurf.pricing.black76 import black76_price
 from volsurf.pricing.enrich import enrich

@@ -197,7 +197,7 @@ def _real_files() -> list[Path]:
 
 @cache
 def _real_quotes(path: str):
-    from volsurf.io.formats import load
+    from volsurf.io import load
     from volsurf.pricing.enrich import enrich
 
     snap = load(path)
@@ -334,7 +334,7 @@ def test_sparse_expiry_does_not_push_later_ones_out_of_their_quotes():
 @pytest.mark.skipif(not SPX_SAMPLE.is_file(), reason="sample chain not available")
 def test_raw_svi_is_sound_on_every_expiry_of_the_spx_sample():
     # 2027-01-15 SPX used to converge to rho = -1, b = 1 (13 vol points RMSE, ATM 19.9% vs 15.0%); now 2.4
-    from volsurf.io.formats import load
+    from volsurf.io import load
     from volsurf.pricing.enrich import enrich
 
     surf = fit_surface(expiry_quotes_from_enriched(enrich(load(str(SPX_SAMPLE)))))

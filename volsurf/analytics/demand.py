@@ -209,7 +209,7 @@ def otm_put_demand(
     """
     missing = [c for c in _NEEDED if c not in frame.columns]
     if missing:
-        raise DataError(f"chain frame lacks columns {missing}", hint="pass a Snapshot.frame from volsurf.io.formats.load")
+        raise DataError(f"chain frame lacks columns {missing}", hint="pass a Snapshot.frame from volsurf.io.load")
     if len(frame) == 0:
         raise DataError("chain has no contracts", hint="check the file and its expiry filter")
     notes: list[str] = []

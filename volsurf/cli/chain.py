@@ -21,7 +21,7 @@ def inspect_cmd(file: str, fmt: str, output: str | None, as_of: str | None) -> N
       volsurf inspect sample_chains/spx_2026-07-31_close.csv
       volsurf inspect chain.csv --format json
     """
-    from volsurf.io.formats import load
+    from volsurf.io import load
 
     snap = load(file, as_of=as_of)
     summary = snap.summary()
@@ -43,7 +43,7 @@ def normalize_cmd(file: str, output: str, fmt: str, as_of: str | None) -> None:
     Example:
       volsurf normalize quotedata.csv -o spx_canonical.csv
     """
-    from volsurf.io.formats import load, write_canonical
+    from volsurf.io import load, write_canonical
 
     snap = load(file, as_of=as_of)
     write_canonical(snap, output)

@@ -120,7 +120,7 @@ def gex_cmd(file: str, fmt: str, output: str | None, plot_dir: str | None, expir
       volsurf gex spx_quotedata.csv --plot charts/ --eod
     """
     from volsurf.analytics.gex_report import gex_report, surface_vol
-    from volsurf.io.formats import load
+    from volsurf.io import load
     from volsurf.pricing.enrich import enrich
 
     enriched = enrich(load(file, as_of=as_of))

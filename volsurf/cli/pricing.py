@@ -47,7 +47,7 @@ def iv_cmd(file: str, rate: float | None, expiry_filter: str | None, otm_only: b
       volsurf iv sample_chains/spy_2025-06-09_close.csv --format csv -o iv.csv
       volsurf iv chain.csv --expiry 2025-06-20 --otm-only
     """
-    from volsurf.io.formats import load
+    from volsurf.io import load
     from volsurf.pricing.enrich import enrich
     from volsurf.pricing.forwards import DEFAULT_RATE
 
@@ -78,7 +78,7 @@ def forwards_cmd(file: str, rate: float | None, fmt: str, output: str | None, as
     Example:
       volsurf forwards sample_chains/spx_2026-07-31_close.csv
     """
-    from volsurf.io.formats import load
+    from volsurf.io import load
     from volsurf.pricing.enrich import enrich
     from volsurf.pricing.forwards import DEFAULT_RATE
 

@@ -68,7 +68,7 @@ def report_cmd(file: str, out_dir: str, previous: str | None, history: tuple[str
 
     from volsurf._paths import output_dir, staging
     from volsurf.cli.output import dumps_json, key_values_table
-    from volsurf.io.formats import load
+    from volsurf.io import load
     from volsurf.report.charts import start_surface_charts
     from volsurf.report.html import write_report
     from volsurf.report.pipeline import analyze

@@ -143,7 +143,7 @@ def skew_cmd(file: str, fmt: str, output: str | None, plot_dir: str | None, surf
       volsurf skew chain.csv --skew-terms monthly
     """
     from volsurf.analytics.measure import snapshot_metrics
-    from volsurf.io.formats import load
+    from volsurf.io import load
 
     snap = load(file, as_of=as_of)
     m = snapshot_metrics(snap, surface=surface_method, per_expiry=True)
@@ -360,7 +360,7 @@ def flags_cmd(file: str, previous: str | None, history: tuple[str, ...], equity_
       volsurf flags today.csv --history 'chains/spy_*.csv' --equity-ytd 0.15 --bond-ytd 0.01 --format json
     """
     from volsurf.errors import ParameterError
-    from volsurf.io.formats import load
+    from volsurf.io import load
     from volsurf.report.pipeline import flags_for_file
     from volsurf.signals.flags import FlagThresholds
 

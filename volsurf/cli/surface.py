@@ -112,7 +112,7 @@ def surface_cmd(file: str, fmt: str, output: str | None, plot_dir: str | None, s
       volsurf surface sample_chains/spx_2026-07-31_close.csv --format json -o surface.json --plot charts/ --svg
       volsurf surface sample_chains/spx_2026-07-31_close.csv --grid surface_grid.csv --audit
     """
-    from volsurf.io.formats import load
+    from volsurf.io import load
     from volsurf.pricing.enrich import enrich
     from volsurf.surface.summary import (
         CSV_COLUMNS,

@@ -141,7 +141,7 @@ def enrich(
     Parameters
     ----------
     snapshot : Snapshot
-        From :func:`volsurf.io.formats.load`.
+        From :func:`volsurf.io.load`.
     default_rate, default_dividend_yield : float
         Used only where put-call parity cannot identify the forward or discount (see :mod:`volsurf.pricing.forwards`).
     valuation_time : Timestamp, optional

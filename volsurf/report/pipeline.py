@@ -142,7 +142,7 @@ def compare(
         return Comparison("previous", prev, None, demand_change(current.demand, prev.demand), tuple(notes))
     if history:
         from volsurf.history.track import track
-        from volsurf.io.formats import expand_paths
+        from volsurf.io import expand_paths
 
         files = expand_paths(history)
         if current_path is not None:

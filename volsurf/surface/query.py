@@ -57,6 +57,7 @@ class QueryCache:
     """Lazily built, deterministic query caches of a :class:`Surface` (grid, per-slice caches, per-time fixes)."""
 
     grid: np.ndarray | None = None
+    x_range: tuple[float, float] | None = None
     fix_grid: np.ndarray | None = None
     curves: SliceCurves | None = None
     bfly: dict[float, ButterflyFix | None] = field(default_factory=dict)
@@ -165,9 +166,16 @@ class Surface:
 
     @property
     def x_range(self) -> tuple[float, float]:
-        """Reference log-moneyness range: ``ln k_domain`` widened by ``WING_MARGIN`` on both sides (the default
-        audit and grid-export range; the continuation is defined beyond it too)."""
-        return (float(np.log(self.k_domain[0])) - WING_MARGIN, float(np.log(self.k_domain[1])) + WING_MARGIN)
+        """Reference log-moneyness range: the strike domain and every quoted strike (zero bids included) of every
+        expiry, widened by ``WING_MARGIN`` on both sides (the default audit and grid-export range; the
+        continuation is defined beyond it too)."""
+        r = self._cache.x_range
+        if r is None:
+            lo = min(float(np.log(self.k_domain[0])), *(float(np.log(s.k.min())) for s in self.slices if s.k.size))
+            hi = max(float(np.log(self.k_domain[1])), *(float(np.log(s.k.max())) for s in self.slices if s.k.size))
+            r = (lo - WING_MARGIN, hi + WING_MARGIN)
+            self._cache.x_range = r
+        return r
 
     def _fix_grid(self) -> np.ndarray:
         """Grid of the butterfly check between slices: the cache grid plus ``FIX_STEP`` steps out to

@@ -25,11 +25,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
 
+from volsurf._typing import ArrayLike, FloatArray
 from volsurf.analytics.variance_index import (
     DEFAULT_RATE,
     MINUTES_PER_DAY,
@@ -103,7 +104,7 @@ class WingDiagnostics:
     thin: bool
     stale: bool
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields."""
         return {
             "put_count": self.put_count,
@@ -152,7 +153,7 @@ class TermSkew:
         """``100 - 10 S`` of this term alone (SKEW points)."""
         return 100.0 - 10.0 * self.skewness
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (no per-strike arrays)."""
         tv = self.term
         return {
@@ -239,18 +240,18 @@ class SkewIndexResult:
     variance_index: float = math.nan
     wing_drop: int = WING_DROP
     sensitivity: float = math.nan
-    sensitivity_profile: dict = field(default_factory=dict)
+    sensitivity_profile: dict[int, float] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
-    candidates: tuple = ()
+    candidates: tuple[tuple[Any, ...], ...] = ()
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (``skew_index`` object of ``volsurf skew --format json``)."""
         ok = self.available
 
-        def num(v: float):
+        def num(v: float) -> float | None:
             return v if ok and math.isfinite(v) else None
 
-        out: dict = {
+        out: dict[str, Any] = {
             "available": ok,
             "index": num(self.index),
             "skewness_30d": num(self.skewness_30d),
@@ -288,7 +289,7 @@ class SkewIndexResult:
         return out
 
 
-def _unavailable(reason: str, **kwargs) -> SkewIndexResult:
+def _unavailable(reason: str, **kwargs: Any) -> SkewIndexResult:
     return SkewIndexResult(available=False, index=math.nan, skewness_30d=math.nan, reason=reason, **kwargs)
 
 
@@ -327,9 +328,9 @@ def k0_corrections(forward: float, k0: float, epsilon2: Epsilon2 = "derived") ->
 
 
 def strip_moments(
-    strikes,
-    q,
-    dk,
+    strikes: ArrayLike,
+    q: ArrayLike,
+    dk: ArrayLike,
     forward: float,
     k0: float,
     t: float,
@@ -391,14 +392,14 @@ def skewness_from_moments(p1: float, p2: float, p3: float) -> tuple[float, float
     return var, (p3 - 3.0 * p1 * p2 + 2.0 * p1**3) / var**1.5
 
 
-def _drop_far_puts(term: TermVariance, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _drop_far_puts(term: TermVariance, n: int) -> tuple[FloatArray, FloatArray, FloatArray]:
     """The strip without its ``n`` lowest puts (``K0`` and calls always kept), ``dK`` recomputed."""
     m = min(int(n), term.put_count)
     k = term.strikes[m:]
     return k, term.q[m:], strip_widths(k)
 
 
-def _wing(term: TermVariance, board_puts: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> WingDiagnostics:
+def _wing(term: TermVariance, board_puts: tuple[FloatArray, FloatArray, FloatArray] | None) -> WingDiagnostics:
     puts = term.strikes < term.k0
     n_put = int(np.count_nonzero(puts))
     sd = math.sqrt(term.sigma2 * term.t) if term.sigma2 > 0 else math.nan
@@ -435,7 +436,7 @@ def term_skewness(
     term: TermVariance,
     *,
     epsilon2: Epsilon2 = "derived",
-    board_puts: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    board_puts: tuple[FloatArray, FloatArray, FloatArray] | None = None,
 ) -> TermSkew:
     """SKEW-method moments and skewness of one VIX-method strip.
 
@@ -471,11 +472,11 @@ def term_skewness(
 
 
 def term_skew(
-    strikes,
-    call_bid,
-    call_ask,
-    put_bid,
-    put_ask,
+    strikes: ArrayLike,
+    call_bid: ArrayLike,
+    call_ask: ArrayLike,
+    put_bid: ArrayLike,
+    put_ask: ArrayLike,
     t: float,
     rate: float,
     *,
@@ -561,7 +562,7 @@ def constant_maturity_skew(
     w2 = 1.0 - w1
     s30 = w1 * near.skewness + w2 * next_.skewness
     index = 100.0 - 10.0 * s30
-    profile = {}
+    profile: dict[int, float] = {}
     for n in sorted({*SENSITIVITY_DROPS, int(wing_drop)}):
         sd = w1 * _dropped_skewness(near, n, epsilon2) + w2 * _dropped_skewness(next_, n, epsilon2)
         profile[n] = (100.0 - 10.0 * sd) - index
@@ -592,7 +593,7 @@ def constant_maturity_skew(
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _board_puts(frame: pd.DataFrame, choice: TermChoice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _board_puts(frame: pd.DataFrame, choice: TermChoice) -> tuple[FloatArray, FloatArray, FloatArray]:
     sel = (
         (frame["root"] == choice.root) & (frame["expiry"] == choice.expiry) & (frame["type"] == "put")
     ).to_numpy(dtype=bool)
@@ -668,10 +669,14 @@ def skew_index_from_chain(
     val = pd.Timestamp(valuation_time)
     if val.tzinfo is None:
         raise ParameterError("valuation_time must be timezone-aware", hint="use Snapshot.meta.valuation_time")
+    pairs: list[tuple[TermVariance, TermChoice]]
     if terms == "vix":
         vr = variance_index_from_chain(frame, val, rate, roots=roots, target_days=target_days)
         if not vr.available:
             return _unavailable(vr.reason, terms=terms, valuation_time=val, candidates=vr.candidates)
+        # an available result always carries both terms and their choices
+        assert vr.near is not None and vr.near_choice is not None
+        assert vr.next is not None and vr.next_choice is not None
         pairs = [(vr.near, vr.near_choice), (vr.next, vr.next_choice)]
         candidates = vr.candidates
     else:
@@ -683,7 +688,9 @@ def skew_index_from_chain(
             monthly = monthly[monthly["minutes"] > MONTHLY_MIN_DAYS * MINUTES_PER_DAY]
         horizon = (MONTHLY_MAX_NEAR_DAYS + MONTHLY_MAX_GAP_DAYS) * MINUTES_PER_DAY
         candidates = tuple(
-            (r.root, r.expiry_date, int(r.minutes)) for r in monthly.itertuples(index=False) if r.minutes < horizon
+            (r.root, r.expiry_date, int(cast(int, r.minutes)))
+            for r in monthly.itertuples(index=False)
+            if cast(int, r.minutes) < horizon
         )
         if len(monthly) < 2:
             return _unavailable(

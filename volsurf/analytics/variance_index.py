@@ -24,11 +24,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, cast
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
+from volsurf._typing import ArrayLike, BoolArray, FloatArray
 from volsurf.errors import DataError, ParameterError
 
 NY = "America/New_York"
@@ -92,10 +94,10 @@ class TermVariance:
     forward: float
     k0: float
     q_k0: float
-    strikes: np.ndarray
-    q: np.ndarray
-    dk: np.ndarray
-    contributions: np.ndarray
+    strikes: FloatArray
+    q: FloatArray
+    dk: FloatArray
+    contributions: FloatArray
     strip_sum: float
     scaled_sum: float
     taylor: float
@@ -126,7 +128,7 @@ class TermVariance:
         """Calls in the strip strictly above ``K0``."""
         return int(np.count_nonzero(self.strikes > self.k0))
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (no per-strike arrays)."""
         return {
             "t": self.t,
@@ -198,11 +200,11 @@ class VarianceIndexResult:
     near_choice: TermChoice | None = None
     next_choice: TermChoice | None = None
     valuation_time: pd.Timestamp | None = None
-    candidates: tuple = ()
+    candidates: tuple[tuple[Any, ...], ...] = ()
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary."""
-        out: dict = {
+        out: dict[str, Any] = {
             "available": self.available,
             "index": None if not self.available else self.index,
             "variance_30d": None if not self.available else self.variance_30d,
@@ -232,7 +234,7 @@ class VarianceIndexResult:
         return out
 
 
-def _unavailable(reason: str, **kwargs) -> VarianceIndexResult:
+def _unavailable(reason: str, **kwargs: Any) -> VarianceIndexResult:
     return VarianceIndexResult(
         available=False, index=math.nan, variance_30d=math.nan, reason=reason, **kwargs
     )
@@ -243,7 +245,7 @@ def _unavailable(reason: str, **kwargs) -> VarianceIndexResult:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _walk_keep(bid: np.ndarray, ask: np.ndarray) -> np.ndarray:
+def _walk_keep(bid: FloatArray, ask: FloatArray) -> BoolArray:
     """Which series survive the zero-bid walk; arrays are in walking order (nearest ``K0`` first).
 
     A zero (or missing) bid is skipped; the walk stops at the second of two consecutive zero bids and drops
@@ -256,7 +258,7 @@ def _walk_keep(bid: np.ndarray, ask: np.ndarray) -> np.ndarray:
     return ~zero_bid & (ask > 0) & ~stopped
 
 
-def strip_widths(strikes: np.ndarray) -> np.ndarray:
+def strip_widths(strikes: ArrayLike) -> FloatArray:
     """``dK`` of an ascending strip (index points): half the gap between neighbours; the gap to the single
     neighbour at each end; 0 for a lone strike (it carries no width)."""
     k = np.asarray(strikes, dtype=float)
@@ -269,11 +271,11 @@ def strip_widths(strikes: np.ndarray) -> np.ndarray:
 
 
 def term_variance(
-    strikes,
-    call_bid,
-    call_ask,
-    put_bid,
-    put_ask,
+    strikes: ArrayLike,
+    call_bid: ArrayLike,
+    call_ask: ArrayLike,
+    put_bid: ArrayLike,
+    put_ask: ArrayLike,
     t: float,
     rate: float,
 ) -> TermVariance:
@@ -437,7 +439,15 @@ def constant_maturity_index(
     )
 
 
-def parity_rate(strikes, call_bid, call_ask, put_bid, put_ask, t: float, band: float = 0.2) -> float:
+def parity_rate(
+    strikes: ArrayLike,
+    call_bid: ArrayLike,
+    call_ask: ArrayLike,
+    put_bid: ArrayLike,
+    put_ask: ArrayLike,
+    t: float,
+    band: float = 0.2,
+) -> float:
     """Continuously compounded rate implied by put-call parity across the strikes of one term.
 
     ``C - P = D (F - K)`` is linear in ``K`` with slope ``-D``: a weighted least-squares line through the
@@ -472,7 +482,9 @@ def parity_rate(strikes, call_bid, call_ask, put_bid, put_ask, t: float, band: f
 # ---------------------------------------------------------------------------------------------------------
 
 
-def minutes_to_settlement(valuation_time: pd.Timestamp, expiry) -> np.ndarray:
+def minutes_to_settlement(
+    valuation_time: pd.Timestamp, expiry: ArrayLike | pd.Series
+) -> npt.NDArray[np.int64]:
     """Whole minutes from ``valuation_time`` to each settlement, Cboe style (seconds dropped).
 
     Counted on the New York wall clock (minutes to midnight + 1440 per day between + minutes to the settlement
@@ -490,7 +502,7 @@ def minutes_to_settlement(valuation_time: pd.Timestamp, expiry) -> np.ndarray:
     return np.floor(seconds / 60.0).astype(np.int64)
 
 
-def _nyse_is_session(days: pd.DatetimeIndex) -> np.ndarray:
+def _nyse_is_session(days: pd.DatetimeIndex) -> BoolArray:
     """True where NYSE holds a session (dates outside the calendar's range count as sessions)."""
     from volsurf.market.calendar import nyse
 
@@ -514,7 +526,7 @@ def _eligible_expiries(frame: pd.DataFrame, roots: Sequence[str]) -> pd.DataFram
     root_codes, _ = pd.factorize(frame["root"].iloc[idx], use_na_sentinel=False)
     exp_codes, exp_uniq = pd.factorize(frame["expiry"].iloc[idx], use_na_sentinel=False)
     _, first = np.unique(root_codes.astype(np.int64) * max(len(exp_uniq), 1) + exp_codes, return_index=True)
-    exp = frame.iloc[idx[np.sort(first)], [frame.columns.get_loc(c) for c in cols]]
+    exp = frame.iloc[idx[np.sort(first)], [cast(int, frame.columns.get_loc(c)) for c in cols]]
     if exp.empty:
         return exp
     dates = pd.DatetimeIndex(pd.to_datetime(exp["expiry_date"]))
@@ -524,8 +536,7 @@ def _eligible_expiries(frame: pd.DataFrame, roots: Sequence[str]) -> pd.DataFram
     friday_closed = np.zeros(len(exp), dtype=bool)
     if thursday.any():
         friday_closed[thursday] = ~_nyse_is_session(friday_after[thursday])
-    effective = np.where(thursday & friday_closed, friday_after, dates)
-    effective = pd.DatetimeIndex(effective)
+    effective = pd.DatetimeIndex(np.where(thursday & friday_closed, friday_after, dates))
     is_friday = (weekday == 4) | (thursday & friday_closed)
     third_friday = (effective.day >= 15) & (effective.day <= 21)
     am = exp["settlement"].to_numpy() == "AM"
@@ -579,11 +590,11 @@ def _resolve_rate(rate: RateSpec, board: pd.DataFrame, t: float) -> tuple[float,
     if isinstance(rate, str):
         if rate != "parity":
             raise ParameterError(f"unknown rate {rate!r}", hint="pass a float, a callable of t, or 'parity'")
-        r = parity_rate(
-            board.index.to_numpy(dtype=float),
-            *(board[c].to_numpy(dtype=float) for c in ("call_bid", "call_ask", "put_bid", "put_ask")),
-            t,
+        strikes = board.index.to_numpy(dtype=float)
+        cb, ca, pb, pa = (
+            board[c].to_numpy(dtype=float) for c in ("call_bid", "call_ask", "put_bid", "put_ask")
         )
+        r = parity_rate(strikes, cb, ca, pb, pa, t)
         if math.isfinite(r):
             return r, "put-call parity"
         return FALLBACK_RATE, "fallback constant"
@@ -592,7 +603,9 @@ def _resolve_rate(rate: RateSpec, board: pd.DataFrame, t: float) -> tuple[float,
     return float(rate), "constant"
 
 
-def chain_term(frame: pd.DataFrame, row, rate: RateSpec = DEFAULT_RATE) -> tuple[TermVariance, TermChoice]:
+def chain_term(
+    frame: pd.DataFrame, row: pd.Series, rate: RateSpec = DEFAULT_RATE
+) -> tuple[TermVariance, TermChoice]:
     """One term of a normalized chain with the VIX strip rules: pivot, rate, :func:`term_variance`.
 
     Parameters
@@ -613,12 +626,9 @@ def chain_term(frame: pd.DataFrame, row, rate: RateSpec = DEFAULT_RATE) -> tuple
     board = _pivot_term(frame, row["root"], row["expiry"])
     t = float(row["minutes"]) / N365
     r, source = _resolve_rate(rate, board, t)
-    term = term_variance(
-        board.index.to_numpy(dtype=float),
-        *(board[c].to_numpy(dtype=float) for c in ("call_bid", "call_ask", "put_bid", "put_ask")),
-        t,
-        r,
-    )
+    strikes = board.index.to_numpy(dtype=float)
+    cb, ca, pb, pa = (board[c].to_numpy(dtype=float) for c in ("call_bid", "call_ask", "put_bid", "put_ask"))
+    term = term_variance(strikes, cb, ca, pb, pa, t, r)
     choice = TermChoice(
         root=str(row["root"]),
         expiry=pd.Timestamp(row["expiry"]),
@@ -686,7 +696,9 @@ def variance_index_from_chain(
     expiries = expiries.assign(minutes=minutes)
     in_window = (window_minutes > MIN_DAYS * MINUTES_PER_DAY) & (window_minutes < MAX_DAYS * MINUTES_PER_DAY)
     window = _one_per_date(expiries[in_window & (minutes > 0)])
-    candidates = tuple((r.root, r.expiry_date, int(r.minutes)) for r in window.itertuples(index=False))
+    candidates = tuple(
+        (r.root, r.expiry_date, int(cast(int, r.minutes))) for r in window.itertuples(index=False)
+    )
     window = window.sort_values("minutes", kind="stable")
     near_rows = window[window["minutes"] <= nt]
     next_rows = window[window["minutes"] > nt]

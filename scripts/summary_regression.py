@@ -6,7 +6,7 @@ Used to show that a refactor leaves ``summary.json`` numerically identical::
     python scripts/summary_regression.py write AFTER_DIR       # on the new code
     python scripts/summary_regression.py compare BEFORE_DIR AFTER_DIR
 
-``generated_at`` and ``generated_by`` are ignored; every other value must match exactly (floats to 1e-12 relative).
+``generated_at``, ``generated_by``, ``timings`` and ``source_file`` are ignored; every other value must match exactly (floats to 1e-12 relative).
 Needs ``../shared/real_chains`` beside the checkout.
 """
 
@@ -19,7 +19,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "real_chains"
-IGNORED = {"generated_at", "generated_by"}
+# Run-dependent fields: wall-clock timings, the absolute path of the input (the checkout's location).
+IGNORED = {"generated_at", "generated_by", "timings", "source_file"}
 
 
 def chain_files() -> list[Path]:
@@ -49,9 +50,15 @@ def write(out_dir: Path) -> None:
             summary = _analyze(str(path)).summary
         except Exception as exc:
             summary = {"error": f"{type(exc).__name__}: {exc}"}
-        name = str(path.relative_to(ROOT.parent)).replace("/", "__")
+        if path.is_relative_to(SHARED):
+            name = "shared__real_chains__" + str(path.relative_to(SHARED)).replace("/", "__")
+        else:
+            name = "main__sample_chains__" + path.name
         (out_dir / f"{name}.json").write_text(json.dumps(summary, indent=1, sort_keys=True), encoding="utf-8")
         print(name, flush=True)
+
+
+ADDED: list[str] = []
 
 
 def _diff(a, b, where: str, out: list[str]) -> None:
@@ -59,8 +66,10 @@ def _diff(a, b, where: str, out: list[str]) -> None:
         for k in sorted(set(a) | set(b)):
             if k in IGNORED:
                 continue
-            if k not in a or k not in b:
-                out.append(f"{where}.{k}: only in {'after' if k in b else 'before'}")
+            if k not in a and k in b:
+                ADDED.append(f"{where.split('.json', 1)[-1]}.{k}")  # a new field (later issues add some)
+            elif k not in b:
+                out.append(f"{where}.{k}: only in before")
             else:
                 _diff(a[k], b[k], f"{where}.{k}", out)
     elif isinstance(a, list) and isinstance(b, list):
@@ -86,6 +95,8 @@ def compare(before: Path, after: Path) -> int:
             continue
         _diff(a, json.loads(other.read_text(encoding="utf-8")), name, diffs)
     print(f"{len(names)} summaries compared, {len(diffs)} differences")
+    added = sorted(set(ADDED))
+    print(f"fields only in after (new, not changed): {len(added)}: {', '.join(added[:30])}")
     for d in diffs[:200]:
         print("  " + d)
     return 1 if diffs else 0

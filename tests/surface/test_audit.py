@@ -58,11 +58,11 @@ def test_audit_finds_violations_in_a_sampled_grid_that_has_them():
     grid = SurfaceGrid(t=np.array([0.1, 0.2, 0.3]), expiry=("a", "", "b"), x=x, forward=np.ones(3),
                        call=np.stack([c0, c1, c2]), iv=iv)
     counts = audit_grid(grid)
-    assert counts["butterfly"].count >= 1 and abs(counts["butterfly"].k) < 0.003
+    assert counts.butterfly.count >= 1 and abs(counts.butterfly.k) < 0.003
     # rising into the bump, falling out of it faster than the strike (slope < -1), rising at x = 0.1
-    assert counts["monotonicity"].count == 3
-    assert counts["calendar"].count > 150 and counts["calendar"].t == 0.3
-    assert counts["iv_jump"].count == 1 and counts["max_iv_jump_vol_pts"] == pytest.approx(5.0)
+    assert counts.monotonicity.count == 3
+    assert counts.calendar.count > 150 and counts.calendar.t == 0.3
+    assert counts.iv_jump.count == 1 and counts.max_iv_jump_vol_pts == pytest.approx(5.0)
 
 
 @pytest.mark.parametrize("path", SAMPLES, ids=[p.name for p in SAMPLES])

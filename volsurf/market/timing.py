@@ -13,6 +13,8 @@ exchange calendar, :func:`volsurf.market.calendar.session_open_close`).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -60,7 +62,7 @@ def pm_close_minutes(dates: pd.DatetimeIndex) -> np.ndarray:
     return out
 
 
-def settlement_times(expiry_dates: object, settlements: object) -> pd.DatetimeIndex:
+def settlement_times(expiry_dates: Any, settlements: Any) -> pd.DatetimeIndex:
     """Settlement instants (America/New_York) for expiry dates and ``AM``/``PM`` labels (vectorized).
 
     AM: 09:30. PM: the session close of the expiry date (:func:`pm_close_minutes`: 13:00 on early closes)."""
@@ -68,18 +70,18 @@ def settlement_times(expiry_dates: object, settlements: object) -> pd.DatetimeIn
     am = np.asarray(settlements) == "AM"
     if len(raw) == 0:
         offsets = np.where(am, 9 * 60 + 30, 16 * 60)
-        return pd.DatetimeIndex(pd.to_datetime(raw.to_numpy()) + pd.to_timedelta(offsets, unit="m")).tz_localize(NY)
+        return pd.DatetimeIndex(pd.to_datetime(raw) + pd.to_timedelta(offsets, unit="m")).tz_localize(NY)
     # A chain holds a few dozen (date, settlement) pairs among thousands of rows: parse, offset and localize each
     # distinct pair once, then broadcast (string parsing and DST look-ups dominate otherwise).
     codes, uniq = pd.factorize(raw, use_na_sentinel=False)
     pair, inverse = np.unique(codes * 2 + am, return_inverse=True)
-    dates = pd.DatetimeIndex(pd.to_datetime(np.asarray(uniq, dtype=object))).take(pair // 2)
+    dates = pd.DatetimeIndex(pd.to_datetime(list(uniq))).take(pair // 2)
     offsets = np.where(pair % 2 == 1, 9 * 60 + 30, pm_close_minutes(dates))
     local = dates + pd.to_timedelta(offsets, unit="m")
     return pd.DatetimeIndex(local).tz_localize(NY).take(inverse.ravel())
 
 
-def year_fraction(valuation_time: pd.Timestamp, expiry: object) -> np.ndarray:
+def year_fraction(valuation_time: pd.Timestamp, expiry: Any) -> np.ndarray:
     """Years from ``valuation_time`` to each ``expiry`` (ACT/365 on minutes, may be <= 0 when expired)."""
     val = pd.Timestamp(valuation_time)
     exp = pd.DatetimeIndex(expiry)

@@ -660,7 +660,8 @@ _INDEX = np.arange(_INDEX_SPAN, dtype=float)
 assert _BLOCK <= _INDEX_SPAN
 
 
-def _status_and_vol_block(p_in, f, k, t, call, d) -> tuple[np.ndarray, np.ndarray]:
+def _status_and_vol_block(p_in: np.ndarray, f: np.ndarray, k: np.ndarray, t: np.ndarray, call: np.ndarray,
+                          d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Status codes and vols for one block of 1-D inputs (see :func:`implied_volatility_with_status`)."""
     # Comparisons with NaN are False, so "0 < a < inf" also rejects NaN.
     bad = (f > 0) & (f < np.inf) & (k > 0) & (k < np.inf) & (t > 0) & (t < np.inf) & (d > 0) & (d < np.inf)

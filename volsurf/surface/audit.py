@@ -314,8 +314,23 @@ def _refine_jumps(surface: Surface | None, grid: SurfaceGrid, jump: np.ndarray, 
     return out
 
 
+@dataclass(frozen=True)
+class GridCounts:
+    """Violation counts of a sampled grid (:func:`audit_grid`)."""
+
+    butterfly: ViolationCount
+    monotonicity: ViolationCount
+    bounds: ViolationCount
+    calendar: ViolationCount
+    calendar_w: ViolationCount
+    iv_jump: ViolationCount
+    lee: ViolationCount
+    max_iv_jump_vol_pts: float
+    non_finite: int
+
+
 def audit_grid(grid: SurfaceGrid, tol: float = AUDIT_TOL, jump_limit: float = JUMP_LIMIT,
-               surface: Surface | None = None) -> dict[str, ViolationCount | float | int]:
+               surface: Surface | None = None) -> GridCounts:
     """The violation counts of a sampled grid (sampled values only; see the module docstring). With ``surface``,
     candidate IV jumps are resampled finer through its API."""
     t, x = grid.t, grid.x
@@ -335,17 +350,17 @@ def audit_grid(grid: SurfaceGrid, tol: float = AUDIT_TOL, jump_limit: float = JU
     jump = np.abs(np.diff(iv, axis=1))
     iv_jump = _count(_refine_jumps(surface, grid, jump, jump_limit), t, x[:-1], jump_limit)
     lee = _count(np.abs(np.diff(w, axis=1)) / np.diff(x)[None, :] - 2.0, t, x[:-1], 1e-9)
-    return {
-        "butterfly": butterfly,
-        "monotonicity": monotonicity,
-        "bounds": bounds,
-        "calendar": calendar,
-        "calendar_w": calendar_w,
-        "iv_jump": iv_jump,
-        "lee": lee,
-        "max_iv_jump_vol_pts": float(np.nanmax(jump)) * 100.0 if jump.size else 0.0,
-        "non_finite": int(np.count_nonzero(~np.isfinite(c)) + np.count_nonzero(~np.isfinite(iv))),
-    }
+    return GridCounts(
+        butterfly=butterfly,
+        monotonicity=monotonicity,
+        bounds=bounds,
+        calendar=calendar,
+        calendar_w=calendar_w,
+        iv_jump=iv_jump,
+        lee=lee,
+        max_iv_jump_vol_pts=float(np.nanmax(jump)) * 100.0 if jump.size else 0.0,
+        non_finite=int(np.count_nonzero(~np.isfinite(c)) + np.count_nonzero(~np.isfinite(iv))),
+    )
 
 
 def audit_surface(surface: Surface, grid: SurfaceGrid | None = None, *, tol: float = AUDIT_TOL,
@@ -368,15 +383,15 @@ def audit_surface(surface: Surface, grid: SurfaceGrid | None = None, *, tol: flo
         n_points=int(g.call.size),
         k_range=(float(g.x[0]), float(g.x[-1])),
         k_step=step,
-        butterfly=counts["butterfly"],  # type: ignore[arg-type]
-        monotonicity=counts["monotonicity"],  # type: ignore[arg-type]
-        bounds=counts["bounds"],  # type: ignore[arg-type]
-        calendar=counts["calendar"],  # type: ignore[arg-type]
-        calendar_w=counts["calendar_w"],  # type: ignore[arg-type]
-        iv_jump=counts["iv_jump"],  # type: ignore[arg-type]
-        lee=counts["lee"],  # type: ignore[arg-type]
-        max_iv_jump_vol_pts=float(counts["max_iv_jump_vol_pts"]),
-        non_finite=int(counts["non_finite"]),
+        butterfly=counts.butterfly,
+        monotonicity=counts.monotonicity,
+        bounds=counts.bounds,
+        calendar=counts.calendar,
+        calendar_w=counts.calendar_w,
+        iv_jump=counts.iv_jump,
+        lee=counts.lee,
+        max_iv_jump_vol_pts=counts.max_iv_jump_vol_pts,
+        non_finite=counts.non_finite,
         solver_status=status,
         continuation=_continuation(surface, g),
         tol=tol,

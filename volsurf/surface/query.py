@@ -59,6 +59,8 @@ class QueryCache:
     grid: np.ndarray | None = None
     x_range: tuple[float, float] | None = None
     fix_grid: np.ndarray | None = None
+    fix_k: np.ndarray | None = None
+    fix_w: dict[int, np.ndarray] = field(default_factory=dict)
     curves: SliceCurves | None = None
     bfly: dict[float, ButterflyFix | None] = field(default_factory=dict)
 
@@ -199,10 +201,17 @@ class Surface:
         return cv
 
     def _slice_w(self, i: int, k: np.ndarray) -> np.ndarray:
-        """Total variance of slice ``i`` at ``k`` (:class:`~volsurf.surface.wings.SliceCurves`)."""
+        """Total variance of slice ``i`` at ``k`` (:class:`~volsurf.surface.wings.SliceCurves`); memoised per slice
+        on the butterfly-check grid (every time between two expiries checks the same grid)."""
+        on_fix = k is self._cache.fix_k  # the surface's own array, never handed out
+        if on_fix and i in self._cache.fix_w:
+            return self._cache.fix_w[i]
         with np.errstate(divide="ignore", invalid="ignore"):
             x = np.log(k)
-        return self.curves().w(i, x)
+        w = self.curves().w(i, x)
+        if on_fix:
+            self._cache.fix_w[i] = w
+        return w
 
     def _bracket(self, t: float) -> tuple[float, WFunction, WFunction]:
         """The two curves around ``t`` (not a slice time, ``0 < t <= 2 t_last``) as functions ``k -> w`` and the
@@ -264,7 +273,9 @@ class Surface:
             return memo[t]
         if len(memo) > 512:
             memo.clear()
-        k = np.exp(self._fix_grid())
+        if self._cache.fix_k is None:
+            self._cache.fix_k = np.exp(self._fix_grid())
+        k = self._cache.fix_k
         c = bs_call_norm(k, self._interp_w(k, t))
         out = None
         slope = np.diff(c) / np.diff(k)

@@ -31,7 +31,7 @@ and ``w_i(k) >= w_{i-1}(k)`` on a dense check grid).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -579,7 +579,7 @@ def calibrate_essvi(
         psi_hi = min(4.0, 2.0 * np.sqrt(th[i]))
         psi_hi = max(psi_hi, psi_prev * 1.5 + 1e-6)
         f: list[str] = []
-        best = None
+        best: tuple[float, float] = (0.0, 0.0)  # set by the first (non-zoom) pass
         for n_grid, zoom in ((41, False), (21, True)):
             if not zoom:
                 rr, pp = _essvi_candidates(th[i], psi_prev, rp_prev, n_grid, n_grid, psi_hi)
@@ -638,5 +638,5 @@ def _first_calendar_free(sse: np.ndarray, rho: np.ndarray, psi: np.ndarray, thet
     return int(np.argmin(sse + (viol > 1e-12) * (1.0 + viol) * 1e6))
 
 
-def _frozen_essvi(theta: float, rho: float, psi: float):
+def _frozen_essvi(theta: float, rho: float, psi: float) -> Callable[[np.ndarray], np.ndarray]:
     return lambda k: essvi_total_variance(k, theta, rho, psi)

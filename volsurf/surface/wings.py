@@ -37,7 +37,7 @@ from scipy.special import ndtr
 
 from volsurf.surface.basis import basis4, bspline_slope
 from volsurf.surface.model import SliceFit, iv_norm
-from volsurf.surface.svi import ESSVIFit, durrleman_g, svi_derivatives
+from volsurf.surface.svi import ESSVIFit, durrleman_g, svi_derivatives, svi_total_variance
 
 TV_MIN = 1e-10  # normalised time value below which the market layer's vol is not trusted
 L_FACTORS = np.geomspace(1.0, 256.0, 12)
@@ -159,7 +159,7 @@ class SliceCurves:
     @staticmethod
     def _target(side: WingSide, rows: np.ndarray, x: np.ndarray) -> np.ndarray:
         a, b, rho, m, sig = (side.target[rows, c][:, None] for c in range(5))
-        return svi_derivatives(x[None, :], a, b, rho, m, sig)[0]
+        return svi_total_variance(x[None, :], a, b, rho, m, sig)
 
     def raw(self, rows: np.ndarray, x: np.ndarray) -> np.ndarray:
         """Total variance of slices ``rows`` before the calendar maximum, shape ``(rows, N)``."""
@@ -442,12 +442,12 @@ def _side(slices: tuple[SliceFit, ...], grid: np.ndarray, w: np.ndarray, dw: np.
     else eSSVI (computed only for the slices that need it)."""
     r = np.arange(len(slices))
     x0, w0, dw0 = grid[node], w[r, node], dw[r, node]
-    args = (x0, w0, dw0, _second_derivative(slices, x0, w0, dw0))
-    first = _choose_side(*args, svi, s_atm, direction, "svi")
+    ddw0 = _second_derivative(slices, x0, w0, dw0)
+    first = _choose_side(x0, w0, dw0, ddw0, svi, s_atm, direction, "svi")
     need = np.flatnonzero(~(usable & first.ok))
     if need.size == 0:
         return first
-    second = _choose_side(*(v[need] for v in args), ess[need], s_atm[need], direction, "essvi")
+    second = _choose_side(x0[need], w0[need], dw0[need], ddw0[need], ess[need], s_atm[need], direction, "essvi")
     return _scatter(first, need, second)
 
 

@@ -102,8 +102,10 @@ def run_ingest(files: list[str], store: Path, **kwargs: object) -> dict[str, flo
     wall = time.perf_counter() - t0
     added = res.count("added")
     peaks = [o.peak_rss_mb for o in res.outcomes if o.peak_rss_mb is not None]
+    cpu = [o.cpu_seconds for o in res.outcomes if o.cpu_seconds is not None]
     return {"added": added, "failed": res.count("failed"), "seconds": wall, "rate": added / wall,
-            "workers": res.workers, "peak_mb": max(peaks) if peaks else float("nan")}
+            "workers": res.workers, "peak_mb": max(peaks) if peaks else float("nan"),
+            "cpu_per_snapshot": float(np.mean(cpu)) if cpu else float("nan"), "load": os.getloadavg()[0]}
 
 
 def main() -> None:
@@ -112,6 +114,8 @@ def main() -> None:
     ap.add_argument("--n-large", type=int, default=1000)
     ap.add_argument("--chain", type=Path, default=DEFAULT_CHAIN if DEFAULT_CHAIN.exists() else FALLBACK_CHAIN)
     ap.add_argument("--skip-dask", action="store_true")
+    ap.add_argument("--n-dask", type=int, default=None, help="snapshots for the Dask runs (default --n-small)")
+    ap.add_argument("--large-engine", choices=["local", "dask"], default="local")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     from volsurf.history.sql import query
@@ -128,16 +132,20 @@ def main() -> None:
         small = files[: args.n_small]
         local = run_ingest(small, tmp / "local.store")
         print(f"local engine, default settings ({local['workers']} workers), N={len(small)}: "
-              f"{local['rate']:.2f} snapshots/s ({local['seconds']:.1f} s, {local['failed']} failed), "
-              f"peak {local['peak_mb']:.0f} MB per worker   [target >= 4/s]")
+              f"{local['rate']:.2f} snapshots/s ({local['seconds']:.1f} s, {local['failed']} failed, load average "
+              f"{local['load']:.1f}), {local['cpu_per_snapshot']:.2f} CPU s per snapshot in the worker = "
+              f"{2 / local['cpu_per_snapshot']:.2f}/s on 2 free cores; peak {local['peak_mb']:.0f} MB per worker"
+              f"   [target >= 4/s]")
         if not args.skip_dask:
-            d1 = run_ingest(small, tmp / "dask1.store", engine="dask", jobs=1)
-            d2 = run_ingest(small, tmp / "dask2.store", engine="dask", jobs=2)
-            print(f"dask LocalCluster, N={len(small)}: 1 worker {d1['rate']:.2f}/s ({d1['seconds']:.1f} s), "
-                  f"2 workers {d2['rate']:.2f}/s ({d2['seconds']:.1f} s): scaling {d2['rate'] / d1['rate']:.2f}x"
-                  f"   [target >= 1.7x]; peak {d2['peak_mb']:.0f} MB per worker")
+            dsmall = files[: args.n_dask or args.n_small]
+            d1 = run_ingest(dsmall, tmp / "dask1.store", engine="dask", jobs=1)
+            d2 = run_ingest(dsmall, tmp / "dask2.store", engine="dask", jobs=2)
+            print(f"dask LocalCluster, N={len(dsmall)}: 1 worker {d1['rate']:.2f}/s ({d1['seconds']:.1f} s, load "
+                  f"{d1['load']:.1f}), 2 workers {d2['rate']:.2f}/s ({d2['seconds']:.1f} s, load {d2['load']:.1f}): "
+                  f"scaling {d2['rate'] / d1['rate']:.2f}x   [target >= 1.7x]; CPU s per snapshot {d1['cpu_per_snapshot']:.2f}"
+                  f" / {d2['cpu_per_snapshot']:.2f}; peak {d2['peak_mb']:.0f} MB per worker")
         large_store = tmp / "large.store"
-        engine = "local" if args.skip_dask else "dask"
+        engine = args.large_engine
         big = run_ingest(files[: args.n_large], large_store, engine=engine, jobs=2)
         small_peaks = f"{local['peak_mb']:.0f} MB local" + ("" if args.skip_dask else f", {d2['peak_mb']:.0f} MB dask")
         print(f"{engine}, 2 workers, N={args.n_large}: {big['rate']:.2f}/s ({big['seconds']:.0f} s), peak "

@@ -167,3 +167,19 @@ def test_sigkill_at_random_points_then_rerun(chain_files: list[str], reference_s
     assert res.count("failed") == 0
     assert_same_store(url, reference_store)
     assert not list(Path(url).rglob("*.tmp"))
+
+
+@pytest.mark.slow
+def test_concurrent_ingests_into_one_store(chain_files: list[str], reference_store: str, tmp_path: Path) -> None:
+    """Two ingests with overlapping files into one store at the same time: no corruption, nothing twice."""
+    url = str(tmp_path / "shared.store")
+    code = "import sys; from volsurf.history.ingest import ingest; ingest(sys.argv[2:], sys.argv[1], jobs=1)"
+    procs = [subprocess.Popen([sys.executable, "-c", code, url, *files], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+             for files in (chain_files[:3], chain_files[1:][::-1])]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    res = ingest(chain_files, url, jobs=1, progress=False)
+    assert res.count("added") == 0
+    assert_same_store(url, reference_store)

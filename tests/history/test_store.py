@@ -240,3 +240,22 @@ def test_metrics_index_is_only_a_cache(spy_store: str, tmp_path: Path) -> None:
     index.unlink()
     pd.testing.assert_frame_equal(store.read_table("metrics").to_pandas(), full)
     assert store.update_index() == 2 and index.is_file()
+
+
+def test_files_with_many_quote_times_give_one_snapshot_each(tmp_path: Path) -> None:
+    """A DataShop file (two quote times) and a monthly OptionsDX file (two days): one snapshot per quote time."""
+    data = Path(__file__).resolve().parents[1] / "data"
+    files = [str(data / "datashop_spx_small.csv"), str(data / "spx_eod_202301_small.txt")]
+    url = str(tmp_path / "s")
+    res = ingest(files, url, jobs=1, progress=False)
+    assert [o.status for o in res.outcomes] == ["added"] * 4
+    m = Store.open(url).read_metrics()
+    assert sorted(zip(m["source_file"], m["snapshot_index"], strict=True)) == [
+        (files[0], 0), (files[0], 1), (files[1], 0), (files[1], 1)]
+    assert set(m["snapshots_in_file"]) == {2}
+    assert m["snapshot_id"].nunique() == 4
+    # too few quotes for a surface: the skew columns are empty with the reason, the rest is measured
+    assert set(m["surface_source"]) == {"none"}
+    assert m["rr25_30d"].isna().all() and m["spot"].notna().all() and (m["contracts"] > 0).all()
+    assert all(any("no fitted surface" in n for n in notes) for notes in m["notes"])
+    assert ingest(files, url, jobs=1, progress=False).count("present") == 2  # two files, already stored

@@ -85,11 +85,12 @@ class Outcome:
     reason: str | None = None
     seconds: float = 0.0
     peak_rss_mb: float | None = None
+    cpu_seconds: float | None = None
     metrics_row: Any = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("source_file", "status", "snapshot_id", "underlying", "trade_date",
-                                              "reason", "seconds", "peak_rss_mb")}
+                                              "reason", "seconds", "peak_rss_mb", "cpu_seconds")}
 
 
 @dataclass(frozen=True)
@@ -351,7 +352,7 @@ def _ingest_file(path: str, store_url: str, file_digest: str | None) -> list[Out
     store.clear_failure(_failure_id(file_digest, -1))
     out: list[Outcome] = []
     for i, snap in enumerate(snaps):
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         try:
             digest = content_hash(snap)
             sid = snapshot_id(digest)
@@ -364,7 +365,7 @@ def _ingest_file(path: str, store_url: str, file_digest: str | None) -> list[Out
                                   contracts=rows.contracts, surface=rows.surface, metrics=rows.metrics)
             store.clear_failure(_failure_id(file_digest, i))
             out.append(Outcome(path, "added", sid, rows.underlying, rows.trade_date, None, time.perf_counter() - t1,
-                               _peak_rss_mb(), rows.metrics))
+                               _peak_rss_mb(), time.process_time() - c1, rows.metrics))
         except Exception as exc:  # one bad snapshot is recorded and the file goes on
             out.append(_fail(store, path, file_digest, i, exc, "process", t1))
     return out
@@ -426,12 +427,13 @@ def _run_local(tasks: list[tuple[str, str]], store_url: str, jobs: int,
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["volsurf.history.ingest"])
     with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=ctx, max_tasks_per_child=50) as pool:
-        futures = {pool.submit(ingest_file, path, store_url, digest): path for path, digest in tasks}
+        futures = {pool.submit(ingest_file, path, store_url, digest): (path, digest) for path, digest in tasks}
         for fut in as_completed(futures):
             try:
                 on_done(fut.result())
             except BrokenProcessPool as exc:  # a worker died (killed, out of memory): record, go on
-                on_done([Outcome(futures[fut], "failed", reason=f"worker process died: {_one_line(exc)}")])
+                path, digest = futures[fut]
+                on_done([_fail(Store.open(store_url), path, digest, -1, exc, "worker", time.perf_counter())])
 
 
 def _run_dask(tasks: list[tuple[str, str]], store_url: str, jobs: int, scheduler: str | None,
@@ -456,12 +458,13 @@ def _run_dask(tasks: list[tuple[str, str]], store_url: str, jobs: int, scheduler
         workers = len(client.scheduler_info().get("workers", {}))
         futures = client.map(ingest_file, [p for p, _ in tasks], [store_url] * len(tasks), [d for _, d in tasks],
                              pure=False)
-        paths = {f.key: p for f, (p, _) in zip(futures, tasks, strict=True)}
+        keys = {f.key: task for f, task in zip(futures, tasks, strict=True)}
         for fut in as_completed(futures):
             try:
                 on_done(fut.result())
             except Exception as exc:  # the task itself never raises: a worker died or the cluster failed
-                on_done([Outcome(paths[fut.key], "failed", reason=f"dask task failed: {_one_line(exc)}")])
+                path, digest = keys[fut.key]
+                on_done([_fail(Store.open(store_url), path, digest, -1, exc, "worker", time.perf_counter())])
             fut.release()
     finally:
         client.close()

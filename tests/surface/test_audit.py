@@ -184,3 +184,13 @@ def test_grid_options_are_validated_in_one_line():
     surf = _surface(str(SPY_0609))
     with pytest.raises(Exception, match="unknown times"):
         surface_grid(surf, times="weekly")
+
+
+def test_grid_query_equals_one_query_per_time():
+    surf = _surface(str(SPY_0609))
+    k = np.exp(np.linspace(-0.4, 0.2, 301))
+    times, _ = grid_times(surf, "dense")
+    iv, call = surf.iv_and_call_grid(k, times)
+    for r, t in enumerate(times):
+        np.testing.assert_array_equal(iv[r], surf.iv_k(k, t))
+        np.testing.assert_array_equal(call[r], surf.call_normalised(k, t))

@@ -1,7 +1,7 @@
 """Independent arbitrage audit of a fitted surface, through its public query API only, and the grid export.
 
-The audit samples :meth:`Surface.iv_and_call_k` (the values of :meth:`Surface.iv_k` and
-:meth:`Surface.call_normalised`) on a dense (log-moneyness, time) grid
+The audit samples :meth:`Surface.iv_and_call_grid` (the values of :meth:`Surface.iv_k` and
+:meth:`Surface.call_normalised` at every time) on a dense (log-moneyness, time) grid
 (:func:`surface_grid`) and counts, from the sampled values alone:
 
 - **butterfly**: a call price above the chord of its two neighbours in strike (``c`` not convex in ``k``);
@@ -145,10 +145,7 @@ def surface_grid(surface: Surface, k_range: tuple[float, float] | None = None, k
     x = lo + k_step * np.arange(n)
     k = np.exp(x)
     t, labels = grid_times(surface, times)
-    call = np.empty((t.size, x.size))
-    iv = np.empty((t.size, x.size))
-    for r, tr in enumerate(t):  # a loop over times (the API answers one time per call)
-        iv[r], call[r] = surface.iv_and_call_k(k, float(tr))
+    iv, call = surface.iv_and_call_grid(k, t)
     fwd = np.array([surface.forward(float(tr)) for tr in t])
     return SurfaceGrid(t=t, expiry=labels, x=x, forward=fwd, call=call, iv=iv)
 

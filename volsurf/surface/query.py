@@ -61,6 +61,8 @@ class QueryCache:
     fix_grid: np.ndarray | None = None
     fix_k: np.ndarray | None = None
     fix_w: dict[int, np.ndarray] = field(default_factory=dict)
+    query_k: np.ndarray | None = None
+    query_w: dict[int, np.ndarray] = field(default_factory=dict)
     curves: SliceCurves | None = None
     bfly: dict[float, ButterflyFix | None] = field(default_factory=dict)
 
@@ -203,14 +205,17 @@ class Surface:
     def _slice_w(self, i: int, k: np.ndarray) -> np.ndarray:
         """Total variance of slice ``i`` at ``k`` (:class:`~volsurf.surface.wings.SliceCurves`); memoised per slice
         on the butterfly-check grid (every time between two expiries checks the same grid)."""
-        on_fix = k is self._cache.fix_k  # the surface's own array, never handed out
-        if on_fix and i in self._cache.fix_w:
-            return self._cache.fix_w[i]
+        cache = self._cache
+        # the surface's own arrays (never handed out): the butterfly-check grid, and the strike grid of an
+        # ongoing iv_and_call_grid call
+        memo = cache.fix_w if k is cache.fix_k else (cache.query_w if k is cache.query_k else None)
+        if memo is not None and i in memo:
+            return memo[i]
         with np.errstate(divide="ignore", invalid="ignore"):
             x = np.log(k)
         w = self.curves().w(i, x)
-        if on_fix:
-            self._cache.fix_w[i] = w
+        if memo is not None:
+            memo[i] = w
         return w
 
     def _bracket(self, t: float) -> tuple[float, WFunction, WFunction]:
@@ -368,6 +373,22 @@ class Surface:
                 w_own = np.maximum(w_own, self._essvi_w(k[lost], t))
             v[lost] = np.sqrt(np.maximum(w_own, 0.0) / t)
         return v, c
+
+    def iv_and_call_grid(self, k: ArrayLike, times: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`iv_and_call_k` at every time of ``times`` on one strike grid ``k = K / F(t)``: arrays of shape
+        ``(len(times), len(k))``, the same values as one call per time (each expiry's curve is evaluated on the
+        grid once, not once per time that uses it)."""
+        kk = np.array(np.atleast_1d(np.asarray(k, dtype=float)), dtype=float)  # our own copy
+        ts = np.atleast_1d(np.asarray(times, dtype=float))
+        iv = np.empty((ts.size, kk.size))
+        call = np.empty((ts.size, kk.size))
+        self._cache.query_k, self._cache.query_w = kk, {}
+        try:
+            for r, t in enumerate(ts):  # a loop over times; each is one vectorized query
+                iv[r], call[r] = self.iv_and_call_k(kk, float(t))
+        finally:
+            self._cache.query_k, self._cache.query_w = None, {}
+        return iv, call
 
     def iv(self, strike: ArrayLike, t: float) -> np.ndarray:
         """Implied vol (decimal) at ``strike`` (points) and time ``t`` (years)."""

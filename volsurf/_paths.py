@@ -48,6 +48,40 @@ def output_dir(path: str | os.PathLike[str], what: str = "output folder") -> Pat
     return p
 
 
+def output_file(path: str | os.PathLike[str], what: str = "output file") -> Path:
+    """``path`` checked as a file to write: its folder made (or a one-line error why not), not a folder itself."""
+    p = Path(path)
+    if p.is_dir():
+        raise ParameterError(f"{what} {p} is a folder, not a file", hint="give a file name")
+    output_dir(p.parent if str(p.parent) else ".", f"folder of the {what}")
+    return p
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], what: str = "output file") -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to; moved onto ``path`` (``os.replace``) when the block ends.
+
+    If the block fails or is interrupted the temporary file is removed and ``path`` is untouched: readers see
+    the old file or the whole new one, never a part. The temporary name keeps the suffix (matplotlib picks the
+    format from it) and starts with a dot.
+    """
+    target = output_file(path, what)
+    tmp = target.with_name(f".{target.stem[:60]}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp{target.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def write_atomic(path: str | os.PathLike[str], text: str, what: str = "output file") -> Path:
+    """Write ``text`` (UTF-8) to ``path`` whole or not at all (see :func:`atomic_path`)."""
+    with atomic_path(path, what) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
 @contextlib.contextmanager
 def staging(out_dir: Path) -> Iterator[Path]:
     """A fresh hidden folder inside ``out_dir`` for one run's files; removed on exit (success or not)."""

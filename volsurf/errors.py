@@ -2,6 +2,26 @@
 
 from __future__ import annotations
 
+import re
+
+#: Longest message (and hint) one error line carries; quoted input beyond it is cut with "...".
+MAX_MESSAGE_CHARS = 240
+MAX_HINT_CHARS = 80
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``text`` on one line without control characters, cut to ``limit`` characters (ending in ``...``).
+
+    Input files can hold anything (a 50 MB line, terminal escape sequences): every message that quotes them
+    goes through here before it reaches a terminal.
+    """
+    if len(text) > 4 * limit:
+        text = text[: 4 * limit]  # never scan (or copy) a huge value further than needed
+    text = " ".join(_CONTROL.sub("?", text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
 
 class VolsurfError(Exception):
     """Base class for every error volsurf raises on purpose.
@@ -20,11 +40,12 @@ class VolsurfError(Exception):
         self.hint = hint
 
     def one_line(self) -> str:
-        """The message and hint on one line (for the CLI)."""
-        text = self.message
+        """The message and hint on one line (for the CLI): control characters replaced, at most about 330
+        characters (the message cut to :data:`MAX_MESSAGE_CHARS`, the hint to :data:`MAX_HINT_CHARS`)."""
+        text = clip(self.message)
         if self.hint:
-            text = f"{text} (hint: {self.hint})"
-        return " ".join(text.split())
+            text = f"{text} (hint: {clip(self.hint, MAX_HINT_CHARS)})"
+        return text
 
     def __str__(self) -> str:
         return self.one_line()

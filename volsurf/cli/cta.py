@@ -55,10 +55,11 @@ def _save(ax: Any, path: Path) -> str:
 
 
 def _cta_plots(res: Any, prices: Any, history: Any, plot_dir: str, name: str) -> list[str]:
+    from volsurf._paths import output_dir, safe_stem
     from volsurf.plots.cta_plots import plot_cta_position_history, plot_cta_scenarios, plot_cta_triggers
 
-    out = Path(plot_dir)
-    stem = f"{name}_{res.date.isoformat()}"
+    out = output_dir(plot_dir, "plot folder")
+    stem = safe_stem(f"{name}_{res.date.isoformat()}")
     day = res.date.isoformat()
     ax = plot_cta_scenarios(
         [s.name for s in res.scenarios],
@@ -356,5 +357,8 @@ def divergence_cmd(
             broad=Path(broad).stem,
             narrow=Path(narrow).stem,
         )
-        stem = f"{Path(broad).stem}_vs_{Path(narrow).stem}"
-        click.echo(f"wrote {_save(ax, Path(plot_dir) / f'{stem}_divergence.png')}", err=True)
+        from volsurf._paths import output_dir, safe_stem
+
+        stem = safe_stem(f"{Path(broad).stem}_vs_{Path(narrow).stem}")
+        out = output_dir(plot_dir, "plot folder")
+        click.echo(f"wrote {_save(ax, out / f'{stem}_divergence.png')}", err=True)

@@ -30,10 +30,11 @@ def _save(ax: Any, path: Path) -> str:
 
 
 def _plots(rep: Any, plot_dir: str) -> list[str]:
+    from volsurf._paths import output_dir, safe_stem
     from volsurf.plots.gex_plots import plot_gex_by_strike, plot_gex_profile
 
-    out = Path(plot_dir)
-    stem = f"{rep.underlying}_{rep.trade_date.isoformat()}"
+    out = output_dir(plot_dir, "plot folder")
+    stem = safe_stem(f"{rep.underlying}_{rep.trade_date.isoformat()}")
     lo, hi = float(rep.profile_spots[0]), float(rep.profile_spots[-1])
     t = rep.by_strike
     common = {"trade_date": rep.trade_date.isoformat(), "underlying": rep.underlying,

@@ -70,17 +70,47 @@ def cli() -> None:
     """
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Console entry point: runs the CLI, mapping volsurf errors to one ``Error:`` line and exit code 2."""
+def _runtime_warnings_are_errors() -> bool:
+    """Whether the warning filters in force escalate RuntimeWarning to an error (``-W error``, pytest)."""
     import warnings
 
-    from volsurf.errors import VolsurfError, VolsurfWarning
+    for action, msg, category, module, _lineno in warnings.filters:
+        if issubclass(RuntimeWarning, category) and (msg is None or not msg.pattern) and (
+                module is None or not module.pattern):
+            return action == "error"
+    return False
+
+
+def _one_line_usage(exc: click.ClickException) -> str:
+    """A click usage error (bad option, unreadable FILE argument) as one ``Error:`` line."""
+    from volsurf.errors import clip
+
+    text = exc.format_message()
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(exc, click.UsageError) and ctx is not None:
+        text += f" (see '{ctx.command_path} --help')"
+    return f"Error: {clip(text, 300)}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: runs the CLI; every failure ends as one line on stderr.
+
+    Volsurf errors, usage errors and files that cannot be written print one ``Error: ...`` line (control
+    characters replaced, about 300 characters at most) and exit 2; Ctrl-C prints ``Interrupted.`` and exits 130.
+    numpy's RuntimeWarnings (NaN arithmetic on bad input) are not printed, unless warnings are escalated to
+    errors (``python -W error``, the test suite), so that their sources get fixed.
+    """
+    import warnings
+
+    from volsurf.errors import VolsurfError, VolsurfWarning, clip
 
     def _show(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
-        click.echo(f"warning: {message}", err=True)
+        click.echo(f"warning: {clip(str(message), 400)}", err=True)
 
     warnings.showwarning = _show
     warnings.simplefilter("default", VolsurfWarning)
+    if not _runtime_warnings_are_errors():
+        warnings.simplefilter("ignore", RuntimeWarning)
     try:
         cli.main(args=argv, prog_name="volsurf", standalone_mode=False)
     except click.exceptions.Abort as exc:
@@ -90,10 +120,15 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("Aborted.", err=True)
         sys.exit(1)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(_one_line_usage(exc), err=True)
         sys.exit(exc.exit_code)
     except VolsurfError as exc:
         click.echo(f"Error: {exc.one_line()}", err=True)
+        sys.exit(2)
+    except OSError as exc:
+        # The file system refused (a folder not writable, a path under a file, a disk full): not a bug.
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.echo(f"Error: {clip(where + (exc.strerror or str(exc)), 300)}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)

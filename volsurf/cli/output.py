@@ -5,13 +5,15 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from volsurf._json import dumps_json, to_jsonable
 
-__all__ = ["FORMATS", "dumps_json", "key_values_table", "records_csv", "records_table", "to_jsonable", "write_text"]
+__all__ = ["FORMATS", "dumps_json", "key_values_table", "records_csv", "records_table", "strip_control", "to_jsonable",
+           "write_text"]
 
 FORMATS = ("table", "json", "csv")
 
@@ -73,13 +75,29 @@ def records_csv(records: Sequence[Mapping[str, Any]], columns: Sequence[str] | N
     return buf.getvalue()
 
 
+#: Control characters a terminal would act on (escape sequences, carriage returns, bells): never printed from
+#: file content. Newlines and tabs are layout and stay.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def strip_control(text: str) -> str:
+    """``text`` with every control character except newline and tab replaced by ``?``."""
+    return _CONTROL.sub("?", text)
+
+
 def write_text(text: str, output: str | Path | None) -> None:
-    """Write ``text`` to ``output`` (a path) or to stdout when ``output`` is None or ``-``."""
+    """Write ``text`` to ``output`` (a path) or to stdout when ``output`` is None or ``-``.
+
+    Control characters from file content are replaced (:func:`strip_control`). A file is written whole or not
+    at all: to a temporary file in its folder, then renamed onto ``output``; a folder that cannot be made or
+    written is a one-line error.
+    """
     import click
 
+    from volsurf._paths import write_atomic
+
+    text = strip_control(text)
     if output is None or str(output) == "-":
         click.echo(text)
     else:
-        path = Path(output)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        write_atomic(output, text if text.endswith("\n") else text + "\n")

@@ -209,7 +209,7 @@ TRACK_COLUMNS = [
 def _track_plots(res: Any, plot_dir: str) -> list[str]:
     from matplotlib.figure import Figure
 
-    from volsurf._paths import output_dir, safe_stem
+    from volsurf._paths import atomic_path, output_dir, safe_stem
     from volsurf.plots.skew_plots import plot_metric_over_time
 
     s = res.series
@@ -240,7 +240,8 @@ def _track_plots(res: Any, plot_dir: str) -> list[str]:
     fig.suptitle(f"{under} skew and OTM put demand, {dates[0]} to {dates[-1]} (dashed red: quarter-ends)")
     out = output_dir(plot_dir, "plot folder") / f"{safe_stem(f'{under}_track_{dates[0]}_{dates[-1]}')}.png"
     fig.tight_layout()
-    fig.savefig(out, dpi=100)
+    with atomic_path(out, "chart") as tmp:  # whole or not at all
+        fig.savefig(tmp, dpi=100, format="png")
     return [str(out)]
 
 

@@ -155,12 +155,14 @@ def quarter_end_cmd(
     )
     written: list[str] = []
     if plot_dir:
+        from volsurf._paths import output_dir, safe_stem
         from volsurf.plots import save_figure
         from volsurf.plots.study_plots import plot_quarter_end_paths
 
         for r in results:
             axes = plot_quarter_end_paths(**r.chart_data())
-            written += save_figure(axes[0], Path(plot_dir) / f"quarter_end_{_slug(r.name)}.png")
+            out = output_dir(plot_dir, "plot folder")
+            written += save_figure(axes[0], out / f"quarter_end_{safe_stem(_slug(r.name))}.png")
     header = {
         "statistic": f"delta = value(T0) - value(T-{lookback}), T-{lookback} the {lookback}th NYSE session before",
         "difference": "mean delta at quarter-ends minus mean delta at other month-ends",

@@ -33,6 +33,7 @@ def write_surface_plots(surface: Any, *, underlying: str, trade_date: Any, plot_
     matplotlib.use("Agg")  # files only: never open a window, work without a display
     from matplotlib.figure import Figure
 
+    from volsurf._paths import output_dir, safe_stem
     from volsurf.plots.surface_plots import (
         plot_atm_term_structure,
         plot_iv_heatmap,
@@ -41,15 +42,14 @@ def write_surface_plots(surface: Any, *, underlying: str, trade_date: Any, plot_
         select_slices,
     )
 
-    out = Path(plot_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(plot_dir, "plot folder")
     common = {"underlying": underlying, "trade_date": trade_date}
     written = _save(plot_smiles_grid(surface, **common), out, "smiles", svg)
     for i in select_slices(surface, targets=smile_days, max_panels=max(len(smile_days), 1), min_panels=1):
         sl = surface.slices[i]
         fig = Figure(figsize=(8.5, 5.2))
         plot_smile(sl, fig.add_subplot(), surface=surface, show_essvi=True, **common)
-        tag = sl.label.strip().replace(" ", "_").replace("/", "-")
+        tag = safe_stem(sl.label.strip().replace(" ", "_").replace("/", "-"), default="slice")
         written += _save(fig, out, f"smile_{tag}", svg)
     fig = Figure(figsize=(9.0, 5.8))
     plot_iv_heatmap(surface, fig.add_subplot(), **common)

@@ -121,10 +121,16 @@ def track(
         # Small chunks: ~0.1 s of work per file, so a chunk of 4 amortizes the IPC while keeping the workers
         # evenly loaded (and the progress bar moving) on short runs.
         chunksize = max(1, min(4, len(files) // (4 * jobs)))
-        with ProcessPoolExecutor(max_workers=min(jobs, len(files))) as pool:
+        pool = ProcessPoolExecutor(max_workers=min(jobs, len(files)), initializer=_ignore_sigint)
+        try:
             results_iter = pool.map(_safe, [metrics_fn] * len(files), files, chunksize=chunksize)
             for path, res in _progress(zip(files, results_iter, strict=True), len(files), progress, "track"):
                 handle(path, res)
+        except BaseException:
+            # Ctrl-C or a --strict failure: stop the workers now instead of letting them finish the queue.
+            _stop_workers(pool)
+            raise
+        pool.shutdown()
     else:
         for path in _progress(files, len(files), progress, "track"):
             handle(path, _safe(metrics_fn, path))
@@ -157,6 +163,23 @@ def track(
     for c in ("otm_put_oi_share", "otm_put_volume_share"):
         series[f"d_{c}"] = [like_for_like(ch).get(c, math.nan) if ch is not None else math.nan for ch in changes]
     return TrackResult(series, tuple(results), tuple(skipped), {"window": window, "min_history": min_history})
+
+
+def _ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the parent, which stops them (no traceback from every worker)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Cancel what is queued and terminate the running workers (``shutdown`` alone waits for them)."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.join(timeout=1.0)
 
 
 def _safe(fn: Callable[[str], SnapshotMetrics], path: str) -> SnapshotMetrics | VolsurfError:

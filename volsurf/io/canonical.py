@@ -13,8 +13,19 @@ import numpy as np
 import pandas as pd
 
 from volsurf.errors import FormatError
-from volsurf.io.common import MISSING_TOKENS, _finalize, _num, _per_distinct, _read_long_csv, _require_columns
-from volsurf.market.snapshot import COLUMNS, FLOAT_COLUMNS, NY, Snapshot, SnapshotMeta
+from volsurf.io.common import (
+    MISSING_TOKENS,
+    _check_strikes,
+    _finalize,
+    _num,
+    _per_distinct,
+    _read_long_csv,
+    _require_columns,
+    _set_aside_unusable,
+    check_spot,
+    printable,
+)
+from volsurf.market.snapshot import COLUMNS, FLOAT_COLUMNS, NY, OI_MAX, Snapshot, SnapshotMeta
 
 CANONICAL_MAGIC = "# volsurf-canonical v1"
 CANONICAL_FLOAT_FORMAT = "%.10g"
@@ -49,8 +60,9 @@ def write_canonical(snapshot: Snapshot, path: str | Path | None = None) -> str:
     body = f.to_csv(index=False, float_format=CANONICAL_FLOAT_FORMAT, lineterminator="\n")
     text = "\n".join(head) + "\n" + body
     if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(text, encoding="utf-8")
+        from volsurf._paths import write_atomic
+
+        write_atomic(path, text)
     return text
 
 
@@ -134,14 +146,20 @@ def _load_canonical(path: str, text: str, lines: list[str], *, as_of: pd.Timesta
             df[c] = _num(df, c, path, line_no)
     # Parse each distinct settlement instant once (a chain has tens of expiries over thousands of rows).
     codes, uniq = pd.factorize(df["expiry"], use_na_sentinel=False)
-    expiry = pd.DatetimeIndex(pd.to_datetime(np.asarray(uniq, dtype=object), utc=True)).tz_convert(NY)
+    try:
+        expiry = pd.DatetimeIndex(pd.to_datetime(np.asarray(uniq, dtype=object), utc=True)).tz_convert(NY)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise FormatError(path, f"cannot read the expiry column ({exc})", column="expiry",
+                          expected="ISO settlement times such as '2025-09-19T16:00:00-04:00'") from exc
+    if expiry.isna().any():
+        raise FormatError(path, "an expiry is missing", column="expiry", expected="a settlement time on every row")
     df["expiry"] = expiry.take(codes)
     df["flags"] = df["flags"].fillna("")
     try:
         hygiene = {k: int(v) for k, v in json.loads(meta["hygiene"]).items()}
         sm = SnapshotMeta(
-            underlying=meta["underlying"],
-            underlying_name=meta.get("underlying_name", ""),
+            underlying=printable(meta["underlying"]),
+            underlying_name=printable(meta.get("underlying_name", "")),
             spot=float(meta["spot"]),
             quote_time=pd.Timestamp(meta["quote_time"]).tz_convert(NY),
             trade_date=pd.Timestamp(meta["trade_date"]).date(),
@@ -151,11 +169,30 @@ def _load_canonical(path: str, text: str, lines: list[str], *, as_of: pd.Timesta
             hygiene=hygiene,
             warnings=tuple(json.loads(meta.get("warnings", "[]"))),
         )
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, AttributeError, OverflowError) as exc:
         raise FormatError(path, f"bad canonical header value ({exc})", line=n_head, expected="the header volsurf normalize writes") from exc
+    check_spot(path, sm.spot)
+    _check_strikes(path, df)
     if as_of is not None:
         # re-run the loaders' tail at the new as-of time (trade date, valuation time, expired rows)
         frame = df[list(COLUMNS)].drop(columns=["expiry", "flags"])
         return _finalize(frame, path=path, source_format=sm.source_format, spot=sm.spot, quote_time=sm.quote_time,
                          underlying=sm.underlying, underlying_name=sm.underlying_name, as_of=as_of)
-    return Snapshot(frame=df[list(COLUMNS)].reset_index(drop=True), meta=sm)
+    return Snapshot(frame=_recheck(df[list(COLUMNS)].reset_index(drop=True), sm.hygiene), meta=sm)
+
+
+def _recheck(df: pd.DataFrame, hygiene: dict[str, int]) -> pd.DataFrame:
+    """The value rules every loader applies (:func:`~volsurf.io.common._finalize`), applied again to a canonical
+    file's rows: a hand-edited file cannot bring a negative price or an implausible open interest past them.
+    Rows newly caught get the rule's name in ``flags`` and are added to ``hygiene`` (in place)."""
+    masks = _set_aside_unusable(df)
+    oi = df["open_interest"].to_numpy()
+    with np.errstate(invalid="ignore"):
+        masks["bad_oi"] = ~np.isnan(oi) & ~((oi >= 0) & (oi <= OI_MAX))
+    df.loc[masks["bad_oi"], "open_interest"] = np.nan
+    for name, mask in masks.items():
+        if mask.any():
+            hygiene[name] = int(hygiene.get(name, 0)) + int(mask.sum())
+            old = df.loc[mask, "flags"].astype(str)
+            df.loc[mask, "flags"] = np.where(old == "", name, old + ";" + name)
+    return df

@@ -48,10 +48,19 @@ class _Preamble:
     date_text: str
 
 
+def _csv_fields(path: str, line: str, line_no: int) -> list[str]:
+    """The fields of one CSV line; a line the csv module refuses (a field over its size limit) is a FormatError."""
+    try:
+        return next(csv.reader([line]), [])
+    except csv.Error as exc:
+        raise FormatError(path, f"cannot split the line into fields ({exc})", line=line_no,
+                          expected="comma-separated fields") from exc
+
+
 def _check_header(path: str, lines: list[str]) -> int:
     hi = _find_cboe_header(lines)
     assert hi is not None
-    header = next(csv.reader([lines[hi]]))
+    header = _csv_fields(path, lines[hi], hi + 1)
     header = [h.strip() for h in header]
     while header and header[-1] == "":
         header.pop()
@@ -96,13 +105,14 @@ def _preamble(path: str, lines: list[str], hi: int, as_of: pd.Timestamp | None) 
                             hint="pass the as-of time with --as-of",
                         ) from exc
             continue
-        fields = [f.strip() for f in next(csv.reader([line]))] if line.strip() else []
+        fields = [f.strip() for f in _csv_fields(path, line, j + 1)] if line.strip() else []
         for f in fields:
             if f.startswith("Last:") and spot is None:
                 try:
                     spot = float(f[5:].strip().replace(",", ""))
                 except ValueError as exc:
-                    raise FormatError(path, f"cannot read spot from {f!r}", line=j + 1, expected="'Last: <number>'") from exc
+                    raise FormatError(path, f"cannot read spot from {_truncate(f)!r}", line=j + 1,
+                                      expected="'Last: <number>'") from exc
                 name = fields[0]
     if spot is None:
         raise FormatError(path, "no 'Last: <spot>' line above the header", line=1, expected="the underlying's name line, e.g. 'S&P 500 INDEX,Last: 4505.10,...'")
@@ -177,11 +187,11 @@ def _load_cboe(path: str, text: str, lines: list[str], *, as_of: pd.Timestamp | 
     exp_bad = exp_parsed.isna()[exp_codes]
     if exp_bad.any():
         i = int(np.flatnonzero(exp_bad)[0])
-        raise FormatError(path, f"cannot read expiry {raw[0].iloc[i]!r}", line=int(line_no[i]), column="Expiration Date", expected="a date like 'Fri Sep 15 2023'")
+        raise FormatError(path, f"cannot read expiry {_truncate(str(raw[0].iloc[i]), 40)!r}", line=int(line_no[i]), column="Expiration Date", expected="a date like 'Fri Sep 15 2023'")
     strike = raw[11].to_numpy(dtype=float)
-    if not (strike > 0).all():
-        i = int(np.flatnonzero(~(strike > 0))[0])
-        raise FormatError(path, f"strike {raw[11].iloc[i]!r} is not a positive number", line=int(line_no[i]), column="Strike", expected="a positive strike")
+    if not (np.isfinite(strike) & (strike > 0)).all():
+        i = int(np.flatnonzero(~(np.isfinite(strike) & (strike > 0)))[0])
+        raise FormatError(path, f"strike {raw[11].iloc[i]} is not a positive finite number", line=int(line_no[i]), column="Strike", expected="a positive strike")
     expiry_date = pd.Series(np.asarray(exp_parsed.strftime("%Y-%m-%d"), dtype=object).tolist()).take(exp_codes).array
     fields = ["last", "_net", "bid", "ask", "volume", "vendor_iv", "vendor_delta", "vendor_gamma", "open_interest"]
 
@@ -203,7 +213,7 @@ def _load_cboe(path: str, text: str, lines: list[str], *, as_of: pd.Timestamp | 
         bad = (sym.str.len() < 16).to_numpy() | ~sym.str[-9:-8].isin(["C", "P"]).to_numpy()
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise FormatError(path, f"cannot read the option symbol {sym.iloc[i]!r}", line=int(line_no[i]), column=CBOE_HEADER[first], expected="an OCC-style symbol like 'SPXW230915C04500000'")
+            raise FormatError(path, f"cannot read the option symbol {_truncate(str(sym.iloc[i]), 40)!r}", line=int(line_no[i]), column=CBOE_HEADER[first], expected="an OCC-style symbol like 'SPXW230915C04500000'")
         return d
 
     df = pd.concat([side(1, "call"), side(12, "put")], ignore_index=True)
@@ -219,6 +229,25 @@ def _truncate(line: str, width: int = 80) -> str:
 
 
 _NUMERIC_CBOE = [i for i in range(22) if i not in (0, 1, 12)]
+
+
+def _require_22(path: str, rows: list[list[str]], line_no: np.ndarray, index: np.ndarray | None = None) -> None:
+    """Every row has 22 fields (extra empty fields, e.g. a trailing comma, are allowed)."""
+    for j, r in enumerate(rows):
+        if len(r) < 22 or any(x.strip() for x in r[22:]):
+            i = j if index is None else int(index[j])
+            raise FormatError(path, f"row has {len(r)} fields", line=int(line_no[i]), expected="22 comma-separated fields")
+
+
+def _check_field_counts(path: str, rows: list[str], line_no: np.ndarray) -> None:
+    """The fast parser pads short rows and drops extra fields: hold it to the slow parser's rule.
+
+    A row without quotes has 21 commas (or more, all trailing and empty); only rows that differ, or hold a
+    quote, go through the csv module.
+    """
+    odd = np.flatnonzero(np.fromiter((ln.count(",") != 21 or '"' in ln for ln in rows), dtype=bool, count=len(rows)))
+    if odd.size:
+        _require_22(path, list(csv.reader(rows[i] for i in odd)), line_no, odd)
 
 
 def _cboe_body(path: str, lines: list[str], hi: int) -> tuple[pd.DataFrame, np.ndarray]:
@@ -242,16 +271,19 @@ def _cboe_body(path: str, lines: list[str], hi: int) -> tuple[pd.DataFrame, np.n
     except (pd.errors.ParserError, ValueError):
         ok = False
     if ok:
+        _check_field_counts(path, [body[i] for i in nonblank], line_no)
         for c in _NUMERIC_CBOE:
             raw[c] = raw[c].astype(float)
         raw[0] = raw[0].astype(str).str.strip()
         return raw, line_no
     # Slow path: locate the problem precisely.
-    rows = list(csv.reader(body[i] for i in nonblank))
-    for i, r in enumerate(rows):
-        extra = [x for x in r[22:] if x.strip()]
-        if len(r) < 22 or extra:
-            raise FormatError(path, f"row has {len(r)} fields", line=int(line_no[i]), expected="22 comma-separated fields")
+    reader = csv.reader(body[i] for i in nonblank)
+    try:
+        rows = list(reader)
+    except csv.Error as exc:
+        raise FormatError(path, f"cannot split the row into fields ({exc})", line=int(line_no[reader.line_num - 1]),
+                          expected="22 comma-separated fields") from exc
+    _require_22(path, rows, line_no)
     frame = pd.DataFrame([r[:22] for r in rows])
     for c in _NUMERIC_CBOE:
         frame[c] = _parse_numbers(frame[c], path, CBOE_HEADER[c], line_no)

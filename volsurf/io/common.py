@@ -14,8 +14,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from volsurf.errors import FormatError, InputFileError, TradeDateWarning, warn
-from volsurf.market.snapshot import COLUMNS, FLOAT_COLUMNS, HYGIENE_RULES, NY, OI_MAX, Snapshot, SnapshotMeta
+from volsurf.errors import FormatError, InputFileError, TradeDateWarning, clip, warn
+from volsurf.market.snapshot import (
+    COLUMNS,
+    FLOAT_COLUMNS,
+    HYGIENE_RULES,
+    NY,
+    OI_MAX,
+    VOLUME_MAX,
+    Snapshot,
+    SnapshotMeta,
+)
 from volsurf.market.timing import settlement_for_root, settlement_times
 
 MISSING_TOKENS = frozenset({"", "-", "--", "n/a", "na", "nan", "none", "null"})
@@ -30,11 +39,15 @@ def _read_text(path: str) -> str:
         raise InputFileError(path, "no such file", "check the path")
     if p.is_dir():
         raise InputFileError(path, "is a directory, expected a chain file", "pass a file, or use a command that takes many")
-    raw = p.read_bytes()
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise InputFileError(path, f"cannot read the file ({exc.strerror or exc})", "check its permissions") from exc
     if not raw.strip():
         raise InputFileError(path, "file is empty", "download the chain again")
     if b"\x00" in raw[:4096] or _binary_share(raw[:4096]) > 0.05:
         raise InputFileError(path, "looks like a binary file, expected a CSV text file", "export the chain as CSV")
+    _check_line_lengths(path, raw)
     for enc in ("utf-8-sig", "cp1252", "latin-1"):
         try:
             text = raw.decode(enc)
@@ -44,6 +57,28 @@ def _read_text(path: str) -> str:
     if "\r" not in text:
         return text
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+#: Longest line a text (CSV) chain may hold. A Cboe row is a few hundred characters; a longer line is damage, and
+#: rejecting it here (on the raw bytes, before decoding or splitting) keeps the error as cheap as the file.
+#: JSON feeds are exempt: a payload is often one long line.
+MAX_LINE_CHARS = 100_000
+
+_LONG_LINE = re.compile(rb"[^\n]{%d}" % (MAX_LINE_CHARS + 1))
+
+
+def _check_line_lengths(path: str, raw: bytes) -> None:
+    if raw.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"["):
+        return
+    m = _LONG_LINE.search(raw)
+    if m is None:
+        return
+    line = raw.count(b"\n", 0, m.start()) + 1
+    end = raw.find(b"\n", m.start())
+    size = (len(raw) if end < 0 else end) - raw.rfind(b"\n", 0, m.start()) - 1
+    raise FormatError(path, f"line is {size:,} bytes long", line=line,
+                      expected=f"lines of at most {MAX_LINE_CHARS:,} characters (a chain row is a few hundred)",
+                      hint="the file is damaged: download it again")
 
 
 def _binary_share(chunk: bytes) -> float:
@@ -69,7 +104,7 @@ def _parse_numbers(values: pd.Series, path: str, column: str, line_numbers: np.n
         i = int(np.flatnonzero(bad.to_numpy())[0])
         raise FormatError(
             path,
-            f"cannot read {values.iloc[i]!r} as a number",
+            f"cannot read {clip(repr(values.iloc[i]), 60)} as a number",
             line=int(line_numbers[i]),
             column=column,
             expected="a number (or an empty field)",
@@ -165,7 +200,9 @@ def _finalize(
         quote_time, trade_date, valuation_time = as_of, None, None
     from volsurf.market import calendar
 
+    check_spot(path, spot)
     df = df.copy()
+    _check_strikes(path, df)
     df["root"] = _str_per_distinct(df["root"].astype(str), _clean_root) if len(df) else df["root"].astype(str)
     if "settlement" not in df or df["settlement"].isna().any():
         df["settlement"] = _str_per_distinct(df["root"], settlement_for_root)
@@ -207,7 +244,9 @@ def _finalize(
     counts["duplicate"] = int(dup.sum())
     removed.append(df.loc[dup].assign(reason="duplicate"))
     df = df.loc[~dup]
-    # flagged rows
+    # flagged rows: values no row can use are set to missing first (counted), so that no rule below and
+    # nothing downstream sees a negative or infinite price, volume or vendor figure.
+    unusable = _set_aside_unusable(df)
     bid, ask = df["bid"].to_numpy(), df["ask"].to_numpy()
     with np.errstate(invalid="ignore"):
         rules = {
@@ -218,6 +257,7 @@ def _finalize(
             "missing_oi": np.isnan(df["open_interest"].to_numpy()),
             "bad_oi": ~np.isnan(df["open_interest"].to_numpy())
             & ~((df["open_interest"].to_numpy() >= 0) & (df["open_interest"].to_numpy() <= OI_MAX)),
+            **unusable,
         }
     # Flags as a bit code per row, spelled out once per distinct code (string joins per row are slow).
     code = np.zeros(len(df), dtype=np.int64)
@@ -232,7 +272,7 @@ def _finalize(
 
     df = _sort_chain(df)[list(COLUMNS)]
     meta = SnapshotMeta(
-        underlying=underlying or _underlying_from_roots(df["root"].unique()),
+        underlying=printable(underlying or _underlying_from_roots(df["root"].unique())),
         spot=float(spot),
         quote_time=quote_time,
         trade_date=trade_date,
@@ -240,12 +280,81 @@ def _finalize(
         source_format=source_format,
         source_file=str(path),
         hygiene=counts,
-        underlying_name=underlying_name,
+        underlying_name=printable(underlying_name),
         warnings=tuple(warnings),
     )
     gone = pd.concat(removed, ignore_index=True)
     gone["flags"] = ""
     return Snapshot(frame=df, meta=meta, removed=gone[[*COLUMNS, "reason"]])
+
+
+def printable(text: str) -> str:
+    """``text`` without control characters (a name from a file ends up in tables, chart titles, file names)."""
+    return _CONTROL_CHARS.sub("", text)
+
+
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def check_spot(path: str, spot: object) -> None:
+    """Raise a one-line :class:`FormatError` unless ``spot`` is a positive finite number (every price, forward
+    and exposure is scaled by it: there is no row-by-row fallback)."""
+    try:
+        value = float(spot)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not (np.isfinite(value) and value > 0):
+        raise FormatError(path, f"spot {clip(str(spot), 40)} is not a positive finite number",
+                          expected="the underlying's price, e.g. 'Last: 4505.10'",
+                          hint="fix the file's spot (the 'Last:' or '# spot:' line)")
+
+
+def _check_strikes(path: str, df: pd.DataFrame) -> None:
+    """Raise a one-line :class:`FormatError` at the first strike that is not a positive finite number.
+
+    A strike is part of a contract's identity (its id, its place on the smile): a row without one cannot be
+    set aside as a flagged row, so the file is rejected, as the Cboe loader does for a strike it cannot read.
+    """
+    k = pd.to_numeric(df["strike"], errors="coerce").to_numpy(dtype=float)
+    bad = ~(np.isfinite(k) & (k > 0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        name = df["contract"].iloc[i] if "contract" in df else None
+        what = f" (contract {clip(str(name), 40)})" if isinstance(name, str) and name else ""
+        raise FormatError(path, f"strike {clip(str(df['strike'].iloc[i]), 40)}{what} is not a positive finite number",
+                          column="strike", expected="a positive strike")
+
+
+def _set_aside_unusable(df: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Set values no computation can use to missing, in place; return the mask of rows each rule touched.
+
+    ``bad_price``: bid, ask or last negative or non-finite. ``bad_volume``: volume negative, non-finite or above
+    :data:`~volsurf.market.snapshot.VOLUME_MAX`. ``bad_vendor_greek``: vendor IV, delta or gamma non-finite.
+    Missing values (NaN) are no fault: they are counted by their own rules (``zero_bid``, ``missing_oi``...).
+    """
+    masks: dict[str, np.ndarray] = {}
+    with np.errstate(invalid="ignore"):
+        price_bad = np.zeros(len(df), dtype=bool)
+        for c in ("bid", "ask", "last"):
+            v = df[c].to_numpy()
+            bad = np.isinf(v) | (v < 0)
+            if bad.any():
+                df.loc[bad, c] = np.nan
+            price_bad |= bad
+        masks["bad_price"] = price_bad
+        v = df["volume"].to_numpy()
+        vol_bad = np.isinf(v) | (v < 0) | (v > VOLUME_MAX)
+        if vol_bad.any():
+            df.loc[vol_bad, "volume"] = np.nan
+        masks["bad_volume"] = vol_bad
+        greek_bad = np.zeros(len(df), dtype=bool)
+        for c in ("vendor_iv", "vendor_delta", "vendor_gamma"):
+            bad = np.isinf(df[c].to_numpy())
+            if bad.any():
+                df.loc[bad, c] = np.nan
+            greek_bad |= bad
+        masks["bad_vendor_greek"] = greek_bad
+    return masks
 
 
 def _sort_chain(df: pd.DataFrame) -> pd.DataFrame:

@@ -83,11 +83,18 @@ HYGIENE_RULES: dict[str, tuple[str, str]] = {
     "missing_oi": ("flagged", "open interest missing"),
     "bad_oi": ("flagged", "open interest negative, non-finite or above OI_MAX (implausible): set to missing, "
                           "never used as a position"),
+    "bad_price": ("flagged", "bid, ask or last negative or non-finite: set to missing (so never a quote)"),
+    "bad_volume": ("flagged", "volume negative, non-finite or above VOLUME_MAX (implausible): set to missing"),
+    "bad_vendor_greek": ("flagged", "vendor IV, delta or gamma non-finite: set to missing (comparison only)"),
 }
 
 #: Plausibility bound of open interest per contract (the largest single-strike open interest of SPX/SPY options
 #: is a few hundred thousand contracts); above it, like negative or non-finite values, the rule ``bad_oi``.
 OI_MAX = 5_000_000.0
+
+#: Plausibility bound of one contract's volume in one session (the busiest SPY/SPX contracts trade well under a
+#: million a day); above it, like negative or non-finite values, the rule ``bad_volume``.
+VOLUME_MAX = 5_000_000.0
 
 
 @dataclass(frozen=True)

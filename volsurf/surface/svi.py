@@ -58,7 +58,7 @@ class SVIParams:
     m: float
     sigma: float
 
-    def total_variance(self, k) -> np.ndarray:
+    def total_variance(self, k: np.ndarray | float) -> np.ndarray:
         """``w(k)``: total implied variance at log-moneyness ``k``."""
         return svi_total_variance(k, self.a, self.b, self.rho, self.m, self.sigma)
 
@@ -90,13 +90,14 @@ class SVIFit:
     flags: tuple[str, ...] = ()
 
 
-def svi_total_variance(k, a, b, rho, m, sigma) -> np.ndarray:
+def svi_total_variance(k: np.ndarray | float, a: np.ndarray | float, b: np.ndarray | float, rho: np.ndarray | float, m: np.ndarray | float, sigma: np.ndarray | float) -> np.ndarray:
     """Raw SVI total variance ``a + b (rho (k - m) + sqrt((k - m)^2 + sigma^2))`` (broadcasts)."""
     x = np.asarray(k, dtype=float) - m
     return a + b * (rho * x + np.sqrt(x * x + sigma * sigma))
 
 
-def svi_derivatives(k, a, b, rho, m, sigma) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def svi_derivatives(k: np.ndarray | float, a: np.ndarray | float, b: np.ndarray | float, rho: np.ndarray | float, m: np.ndarray | float, sigma: np.ndarray | float
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(w, dw/dk, d2w/dk2)`` of raw SVI (broadcasts)."""
     x = np.asarray(k, dtype=float) - m
     r = np.sqrt(x * x + sigma * sigma)
@@ -106,7 +107,7 @@ def svi_derivatives(k, a, b, rho, m, sigma) -> tuple[np.ndarray, np.ndarray, np.
     return w, w1, w2
 
 
-def durrleman_g(k, w, w1, w2) -> np.ndarray:
+def durrleman_g(k: np.ndarray | float, w: np.ndarray | float, w1: np.ndarray | float, w2: np.ndarray | float) -> np.ndarray:
     """Durrleman's function ``g(k)``; the density is ``g(k) n(d2) / sqrt(w)``, so ``g >= 0`` means no butterfly.
 
     ``g = (1 - k w'/(2w))^2 - w'^2/4 (1/w + 1/4) + w''/2``. Returns ``-inf`` where ``w <= 0``.
@@ -118,7 +119,7 @@ def durrleman_g(k, w, w1, w2) -> np.ndarray:
     return np.where(w > 0, g, -np.inf)
 
 
-def svi_g(k, params: SVIParams) -> np.ndarray:
+def svi_g(k: np.ndarray | float, params: SVIParams) -> np.ndarray:
     """Durrleman's ``g(k)`` of a raw SVI slice."""
     p = params
     w, w1, w2 = svi_derivatives(k, p.a, p.b, p.rho, p.m, p.sigma)
@@ -203,7 +204,7 @@ def _box_lsq(n_mat: np.ndarray, rhs: np.ndarray, lo: np.ndarray, hi: np.ndarray)
     return x, _quad_value(n_mat, rhs, x)
 
 
-def _inner(data: dict, m: np.ndarray, sig: np.ndarray):
+def _inner(data: dict, m: np.ndarray, sig: np.ndarray) -> tuple[np.ndarray, ...]:
     """Best ``(a, b, rho)`` for each candidate ``(m, sigma)`` (shape (S, C): C candidates for each of S slices).
 
     Returns ``(a, b, rho, sse)``, each (S, C). Padding points carry zero weight. The weighted sums over the
@@ -242,14 +243,15 @@ def _inner(data: dict, m: np.ndarray, sig: np.ndarray):
     return a.reshape(shape), b.reshape(shape), rho.reshape(shape), np.maximum(sse, 0.0).reshape(shape)
 
 
-def _g_min(data: dict, sid: np.ndarray, a, b, rho, m, sig) -> np.ndarray:
+def _g_min(data: dict, sid: np.ndarray, a: np.ndarray, b: np.ndarray, rho: np.ndarray, m: np.ndarray,
+           sig: np.ndarray) -> np.ndarray:
     """Minimum of Durrleman's ``g`` over each candidate's check grid (flat candidates of slices ``sid``)."""
     kc = data["k_check"][sid]
     ww, w1, w2 = svi_derivatives(kc, a[:, None], b[:, None], rho[:, None], m[:, None], sig[:, None])
     return np.min(durrleman_g(kc, ww, w1, w2), axis=1)
 
 
-def _penalised(data: dict, m: np.ndarray, sig: np.ndarray, group: int, keep: int):
+def _penalised(data: dict, m: np.ndarray, sig: np.ndarray, group: int, keep: int) -> tuple[np.ndarray, ...]:
     """Inner fit plus a butterfly penalty for candidates ``(S, C)`` split into groups of ``group`` consecutive
     candidates; returns ``(a, b, rho, score, g_min, top)``, the first five (S, C) and ``top`` (S, C // group,
     keep): the indices (into C) of the ``keep`` best candidates of each group, best first.
@@ -289,7 +291,8 @@ def _penalised(data: dict, m: np.ndarray, sig: np.ndarray, group: int, keep: int
     return a, b, rho, score.reshape(shape), g_min.reshape(shape), top
 
 
-def calibrate_svi(k, w, weights=None, *, n_starts: int = 5, n_zoom: int = 8) -> SVIFit:
+def calibrate_svi(k: np.ndarray, w: np.ndarray, weights: np.ndarray | None = None, *, n_starts: int = 5,
+                  n_zoom: int = 8) -> SVIFit:
     """Fit raw SVI to total variances ``w`` at log-moneyness ``k``.
 
     Parameters
@@ -442,7 +445,7 @@ def _calibrate_batch(data_k: list, data_w: list, data_wt: list, caps: np.ndarray
     return fits
 
 
-def svi_flags(params: SVIParams, k_check) -> tuple[str, ...]:
+def svi_flags(params: SVIParams, k_check: np.ndarray) -> tuple[str, ...]:
     """Degeneracy and arbitrage flags of a raw-SVI slice on the grid ``k_check``."""
     p = params
     flags = []
@@ -465,7 +468,7 @@ def svi_flags(params: SVIParams, k_check) -> tuple[str, ...]:
 # --------------------------------------------------------------------------------------------- eSSVI
 
 
-def essvi_total_variance(k, theta, rho, psi) -> np.ndarray:
+def essvi_total_variance(k: np.ndarray | float, theta: np.ndarray | float, rho: np.ndarray | float, psi: np.ndarray | float) -> np.ndarray:
     """eSSVI total variance ``1/2 (theta + rho psi k + sqrt((psi k + theta rho)^2 + theta^2 (1 - rho^2)))``.
 
     Written with ``psi = theta phi`` so it stays finite as ``theta -> 0``; broadcasts.
@@ -511,13 +514,14 @@ class ESSVIFit:
         rp_t = rp[i] + lam * (rp[i + 1] - rp[i])
         return float(theta), float(rp_t / psi) if psi > 0 else 0.0, float(psi)
 
-    def total_variance(self, k, t: float) -> np.ndarray:
+    def total_variance(self, k: np.ndarray | float, t: float) -> np.ndarray:
         """eSSVI ``w(k, t)`` (decimal^2 * years)."""
         theta, rho, psi = self.params_at(t)
         return essvi_total_variance(k, theta, rho, psi)
 
 
-def _essvi_candidates(theta: float, psi_prev: float, rp_prev: float, n_rho: int, n_psi: int, psi_hi: float):
+def _essvi_candidates(theta: float, psi_prev: float, rp_prev: float, n_rho: int, n_psi: int, psi_hi: float
+                      ) -> tuple[np.ndarray, np.ndarray]:
     rho = np.linspace(-0.995, 0.995, n_rho)
     lo = max(psi_prev, 1e-6)
     psi = lo + (psi_hi - lo) * np.linspace(0.0, 1.0, n_psi) ** 2

@@ -145,6 +145,8 @@ def main() -> None:
                   f"scaling {d2['rate'] / d1['rate']:.2f}x   [target >= 1.7x]; CPU s per snapshot {d1['cpu_per_snapshot']:.2f}"
                   f" / {d2['cpu_per_snapshot']:.2f}; peak {d2['peak_mb']:.0f} MB per worker")
         large_store = tmp / "large.store"
+        if args.n_large <= 0:
+            return
         engine = args.large_engine
         big = run_ingest(files[: args.n_large], large_store, engine=engine, jobs=2)
         small_peaks = f"{local['peak_mb']:.0f} MB local" + ("" if args.skip_dask else f", {d2['peak_mb']:.0f} MB dask")

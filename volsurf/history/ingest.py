@@ -340,7 +340,7 @@ def ingest_file(path: str, store_url: str, file_digest: str | None = None) -> li
 def _ingest_file(path: str, store_url: str, file_digest: str | None) -> list[Outcome]:
     from volsurf.io import load_all
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     store = Store.open(store_url)
     try:
         file_digest = file_digest or file_hash(path)
@@ -350,9 +350,12 @@ def _ingest_file(path: str, store_url: str, file_digest: str | None) -> list[Out
     except Exception as exc:  # a file that cannot be read is a failure of the run, never its end
         return [_fail(store, path, file_digest or "", -1, exc, "load", t0)]
     store.clear_failure(_failure_id(file_digest, -1))
+    # the file's reading time, shared among its snapshots
+    n = max(len(snaps), 1)
+    load_wall, load_cpu = (time.perf_counter() - t0) / n, (time.process_time() - c0) / n
     out: list[Outcome] = []
     for i, snap in enumerate(snaps):
-        t1, c1 = time.perf_counter(), time.process_time()
+        t1, c1 = time.perf_counter() - load_wall, time.process_time() - load_cpu
         try:
             digest = content_hash(snap)
             sid = snapshot_id(digest)
@@ -542,8 +545,15 @@ def ingest(
             tasks.append((path, digest))
     bar = _Progress(len(tasks), progress)
 
+    rows: list[Any] = []  # metrics rows of the snapshots added, for the index (compacted as they come)
+
     def done(res: list[Outcome]) -> None:
-        outcomes.extend(res)
+        rows.extend(o.metrics_row for o in res if o.metrics_row is not None)
+        if len(rows) >= 256:
+            import pyarrow as pa
+
+            rows[:] = [pa.concat_tables(rows, promote_options="permissive").combine_chunks()]
+        outcomes.extend(replace(o, metrics_row=None) if o.metrics_row is not None else o for o in res)
         bar.update(res)
 
     workers = n_jobs
@@ -555,9 +565,7 @@ def ingest(
     finally:
         bar.close()
         # one file with every snapshot's metrics row, so that readers need not open one file per snapshot
-        store.update_index([o.metrics_row for o in outcomes if o.metrics_row is not None])
-    # the rows are in the store now: the outcomes stay small
-    outcomes = [replace(o, metrics_row=None) for o in outcomes]
+        store.update_index(rows)
     return IngestResult(tuple(outcomes), engine, workers, time.perf_counter() - t0, tuple(notes))
 
 

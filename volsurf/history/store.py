@@ -216,14 +216,15 @@ def frame_to_table(frame: pd.DataFrame) -> Any:
         else:
             t = pa.string()
         fields.append(pa.field(str(c), t))
-    schema = pa.schema(fields)
-    data = {}
+    arrays = []
     for c, fld in zip(frame.columns, fields, strict=True):
         col = frame[c]
-        if pa.types.is_string(fld.type):
-            col = col.astype(object).where(col.notna(), None).map(lambda v: v if v is None else str(v))
-        data[str(c)] = col
-    return pa.Table.from_pandas(pd.DataFrame(data), schema=schema, preserve_index=False)
+        try:
+            arrays.append(pa.array(col, type=fld.type, from_pandas=True))
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # an object column holding non-strings: as text
+            arrays.append(pa.array(col.astype(object).where(col.notna(), None)
+                                   .map(lambda v: v if v is None else str(v)), type=fld.type, from_pandas=True))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -129,9 +129,10 @@ def _pairs_by_key(frame: pd.DataFrame) -> dict[tuple, tuple[np.ndarray, np.ndarr
 
 def _pairs_by_key_pandas(frame: pd.DataFrame) -> dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     pairs = parity_pairs(frame).sort_values(["expiry", "root"], kind="stable")
-    out = {}
+    out: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
     for key, g in pairs.groupby(["expiry", "root"], sort=False):
-        out[key] = tuple(g[c].to_numpy() for c in ("strike", "c_mid", "p_mid", "spread"))
+        out[tuple(key)] = (g["strike"].to_numpy(), g["c_mid"].to_numpy(), g["p_mid"].to_numpy(),
+                           g["spread"].to_numpy())
     return out
 
 
@@ -268,7 +269,7 @@ def implied_forwards(
     t_values = dict(zip(keys, t_by_expiry.to_numpy(dtype=float), strict=True))
     empty = np.zeros(0)
 
-    def run(key, rate_hint):
+    def run(key: tuple, rate_hint: float | None) -> ForwardEstimate:
         k, c, p, sp = split.get(key, (empty, empty, empty, empty))
         return estimate_forward(k, c, p, t_values[key], spot, rate_hint=rate_hint, default_rate=default_rate,
                                 default_dividend_yield=default_dividend_yield, spreads=sp)

@@ -56,6 +56,7 @@ Notice of the reference implementation this module is derived from::
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.special import erfcx, ndtr, ndtri
 
 __all__ = [
@@ -108,6 +109,7 @@ CONVERGENCE_REL_TOL = 1e-10
 TESTED_SIGMA = 5.0
 TESTED_T = 10.0
 
+_F = np.ndarray | float  # array arguments of the interpolation helpers (scalars broadcast)
 _EPS = np.finfo(float).eps
 _DBL_MIN = np.finfo(float).tiny
 _DBL_MAX = np.finfo(float).max
@@ -164,7 +166,8 @@ def _black_and_vega(x: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarra
 # Shape-preserving rational cubic interpolation (Delbourgo & Gregory 1985), vectorized
 
 
-def _rational_cubic(x, x_l, x_r, y_l, y_r, d_l, d_r, r):
+def _rational_cubic(x: _F, x_l: _F, x_r: _F, y_l: _F, y_r: _F,
+                    d_l: _F, d_r: _F, r: _F) -> np.ndarray:
     h = x_r - x_l
     t = (x - x_l) / h
     omt = 1.0 - t
@@ -177,7 +180,7 @@ def _rational_cubic(x, x_l, x_r, y_l, y_r, d_l, d_r, r):
     return np.where(np.abs(h) > 0, out, 0.5 * (y_l + y_r))
 
 
-def _minimum_control(d_l, d_r, slope, prefer_shape: bool):
+def _minimum_control(d_l: _F, d_r: _F, slope: _F, prefer_shape: bool) -> np.ndarray:
     monotonic = (d_l * slope >= 0) & (d_r * slope >= 0)
     convex = (d_l <= slope) & (slope <= d_r)
     concave = (d_l >= slope) & (slope >= d_r)
@@ -199,14 +202,15 @@ def _minimum_control(d_l, d_r, slope, prefer_shape: bool):
     return np.where(monotonic | curved, r, _R_MIN)
 
 
-def _control_from_ratio(numerator, denominator):
+def _control_from_ratio(numerator: _F, denominator: _F) -> np.ndarray:
     r = np.where(
         np.abs(denominator) < _DBL_MIN, np.where(numerator > 0, _R_MAX, _R_MIN), numerator / denominator
     )
     return np.where(np.abs(numerator) < _DBL_MIN, 0.0, r)
 
 
-def _convex_control_right(x_l, x_r, y_l, y_r, d_l, d_r, second_r, prefer_shape: bool):
+def _convex_control_right(x_l: _F, x_r: _F, y_l: _F, y_r: _F, d_l: _F, d_r: _F, second_r: _F,
+                          prefer_shape: bool) -> np.ndarray:
     """Control parameter matching the second derivative at the right end, floored for shape preservation."""
     h = x_r - x_l
     slope = (y_r - y_l) / h
@@ -214,7 +218,8 @@ def _convex_control_right(x_l, x_r, y_l, y_r, d_l, d_r, second_r, prefer_shape: 
     return np.maximum(r, _minimum_control(d_l, d_r, slope, prefer_shape))
 
 
-def _convex_control_left(x_l, x_r, y_l, y_r, d_l, d_r, second_l, prefer_shape: bool):
+def _convex_control_left(x_l: _F, x_r: _F, y_l: _F, y_r: _F, d_l: _F, d_r: _F, second_l: _F,
+                         prefer_shape: bool) -> np.ndarray:
     """Control parameter matching the second derivative at the left end, floored for shape preservation."""
     h = x_r - x_l
     slope = (y_r - y_l) / h
@@ -222,12 +227,12 @@ def _convex_control_left(x_l, x_r, y_l, y_r, d_l, d_r, second_l, prefer_shape: b
     return np.maximum(r, _minimum_control(d_l, d_r, slope, prefer_shape))
 
 
-def _patch(a: np.ndarray, mask: np.ndarray, value) -> None:
+def _patch(a: np.ndarray, mask: np.ndarray, value: float | np.ndarray) -> None:
     """``a[mask] = value`` (scalar or same-shape array) for a sparse mask: flatnonzero + fancy indexing is several
     times cheaper than a boolean-mask assignment or ``np.where`` over the whole block."""
     j = np.flatnonzero(mask)
     if j.size:
-        a[j] = value if np.ndim(value) == 0 else value[j]
+        a[j] = value[j] if isinstance(value, np.ndarray) and value.ndim else value
 
 
 # Acklam's rational approximations of the inverse normal CDF (relative error < 1.2e-9): plenty for an initial
@@ -259,7 +264,7 @@ _ACKLAM_D = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00,
 _ACKLAM_LN_P_LOW = float(np.log(0.02425))
 
 
-def _horner(z: np.ndarray, coefficients) -> np.ndarray:
+def _horner(z: np.ndarray, coefficients: tuple[float, ...] | list[float] | np.ndarray) -> np.ndarray:
     """Polynomial with the given coefficients (highest degree first) at ``z``."""
     out = np.multiply(z, coefficients[0])
     for c in coefficients[1:-1]:
@@ -295,7 +300,7 @@ def _ndtri_from_log(ln_u: np.ndarray) -> np.ndarray:
     return num
 
 
-def _lowest_branch_guess(x, beta, b_l, s_l, v_l):
+def _lowest_branch_guess(x: np.ndarray, beta: np.ndarray, b_l: np.ndarray, s_l: np.ndarray, v_l: np.ndarray) -> np.ndarray:
     """Initial guess for the lowest branch ``0 < beta < b_l = b(x, s_l)``.
 
     Interpolates the transformed map ``f(b)`` (which linearizes ``b -> 0``) by a rational cubic through (0, 0)
@@ -429,7 +434,7 @@ def _lowest_branch_guess(x, beta, b_l, s_l, v_l):
 # Transformation maps for the outer branches
 
 
-def _upper_map(x, s):
+def _upper_map(x: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``f(b)`` linearizing the highest branch, and ``df/db``, ``d2f/db2``, evaluated at ``s``."""
     f = ndtr(-0.5 * s)
     w = (x / s) ** 2
@@ -506,17 +511,17 @@ def _normalised_implied_vol(
         b_c, v_c, s_c, b_max = b_c[o_r], v_c[o_r], s_c[o_r], b_max[o_r]
         r0 = e1  # offset of the gathered "rest" arrays
     if e2 > e1:
-        j = slice(e1 - r0, e2 - r0)
-        b_l, bc, sl, sc = b_lh[ml], b_c[j], s_lh[ml], s_c[j]
-        d_l, d_r = 1.0 / vega[ml], 1.0 / v_c[j]
+        part = slice(e1 - r0, e2 - r0)
+        b_l, bc, sl, sc = b_lh[ml], b_c[part], s_lh[ml], s_c[part]
+        d_l, d_r = 1.0 / vega[ml], 1.0 / v_c[part]
         r_lm = _convex_control_right(b_l, bc, sl, sc, d_l, d_r, 0.0, False)
         s[ml] = _rational_cubic(beta[ml], b_l, bc, sl, sc, d_l, d_r, r_lm)
         s_left[ml] = sl
         s_right[ml] = sc
     if e3 > e2:
-        j = slice(e2 - r0, e3 - r0)
-        bc, b_h, sc, sh = b_c[j], b_lh[mh], s_c[j], s_lh[mh]
-        d_l, d_r = 1.0 / v_c[j], 1.0 / vega[mh]
+        part = slice(e2 - r0, e3 - r0)
+        bc, b_h, sc, sh = b_c[part], b_lh[mh], s_c[part], s_lh[mh]
+        d_l, d_r = 1.0 / v_c[part], 1.0 / vega[mh]
         r_hm = _convex_control_left(bc, b_h, sc, sh, d_l, d_r, 0.0, False)
         s[mh] = _rational_cubic(beta[mh], bc, b_h, sc, sh, d_l, d_r, r_hm)
         s_left[mh] = sc
@@ -537,7 +542,7 @@ def _normalised_implied_vol(
         s_left[hi] = sh
         b_max_minus_beta = b_max[e4 - r0 :] - beta[up]
 
-    def mid(j):
+    def mid(j: np.ndarray) -> np.ndarray:
         """Middle of the initial bracket (twice its left end if unbounded), at indices ``j``."""
         sl, sr = s_left[j], s_right[j]
         return np.where(sr < np.inf, 0.5 * (sl + sr), 2.0 * sl)
@@ -753,7 +758,8 @@ def _status_and_vol_block(p_in: np.ndarray, f: np.ndarray, k: np.ndarray, t: np.
 
 
 def implied_volatility_with_status(
-    price, forward, strike, t, is_call, discount=1.0
+    price: ArrayLike, forward: ArrayLike, strike: ArrayLike, t: ArrayLike, is_call: ArrayLike,
+    discount: ArrayLike = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Black-76 implied volatility and a status code per option.
 
@@ -796,7 +802,8 @@ def implied_volatility_with_status(
     return iv.reshape(shape), status.reshape(shape)
 
 
-def implied_volatility(price, forward, strike, t, is_call, discount=1.0) -> np.ndarray:
+def implied_volatility(price: ArrayLike, forward: ArrayLike, strike: ArrayLike, t: ArrayLike, is_call: ArrayLike,
+                       discount: ArrayLike = 1.0) -> np.ndarray:
     """Black-76 implied volatility (decimal), NaN where the price cannot be inverted.
 
     Same arguments as :func:`implied_volatility_with_status`; use that function to learn why a value is NaN.

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 BN = 1e9
 
@@ -35,10 +36,10 @@ def _mark(ax: Any, x: float | None, label: str, color: str, ls: str) -> None:
 
 
 def plot_gex_by_strike(
-    strike,
-    call_gex,
-    put_gex,
-    net_gex,
+    strike: ArrayLike,
+    call_gex: ArrayLike,
+    put_gex: ArrayLike,
+    net_gex: ArrayLike,
     *,
     spot: float,
     flip: float | None = None,
@@ -65,7 +66,7 @@ def plot_gex_by_strike(
     lo, hi = strike_range if strike_range is not None else (0.85 * spot, 1.15 * spot)
     sel = (k >= lo) & (k <= hi)
     k = k[sel]
-    series = [np.asarray(v, dtype=float)[sel] / BN for v in (call_gex, put_gex, net_gex)]
+    series: list[np.ndarray] = [np.asarray(v, dtype=float)[sel] / BN for v in (call_gex, put_gex, net_gex)]
     uniq = np.unique(k)
     spacing = float(np.min(np.diff(uniq))) if uniq.size > 1 else max(1.0, 0.01 * spot)
     binned = ""
@@ -99,8 +100,8 @@ def plot_gex_by_strike(
 
 
 def plot_gex_profile(
-    spots,
-    net_gex,
+    spots: ArrayLike,
+    net_gex: ArrayLike,
     *,
     spot: float,
     flip: float | None = None,
@@ -142,7 +143,7 @@ def plot_gex_profile(
 
 
 def plot_gex_by_bucket(
-    by_bucket,
+    by_bucket: Any,
     *,
     trade_date: str = "",
     underlying: str = "",

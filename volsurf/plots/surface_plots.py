@@ -224,7 +224,7 @@ def plot_smiles_grid(
 
         # Fixed margins instead of a layout engine: constrained/tight layout measures every tick label of
         # every panel in an extra draw pass, which doubles the rendering time of a many-panel grid.
-        fig = Figure(figsize=(4.2 * ncols, 3.3 * nrows + 0.6), layout="none")
+        fig = Figure(figsize=(4.2 * ncols, 3.3 * nrows + 0.6), layout="none")  # type: ignore[arg-type]
         top = 1.0 - 0.75 / (3.3 * nrows + 0.6)
         fig.subplots_adjust(left=0.6 / (4.2 * ncols), right=0.985, bottom=0.5 / (3.3 * nrows + 0.6), top=top,
                             hspace=0.42, wspace=0.22)

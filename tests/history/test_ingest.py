@@ -18,12 +18,9 @@ from store_helpers import SPY_FILES, assert_same_store, cboe_variant
 from volsurf.history.ingest import ingest
 from volsurf.history.store import Store
 
-# Dask's own housekeeping warnings (cluster start and stop on a busy 2-core machine) are not volsurf's.
+# Dask's one housekeeping warning a busy 2-core machine can trigger (slow scratch-directory creation).
 DASK_WARNINGS = [
-    "ignore:Port .* is already in use:UserWarning",
     "ignore:.*Creating scratch directories is taking a surprisingly long time.*:UserWarning",
-    "ignore:unclosed:ResourceWarning",
-    "ignore:.*coroutine.*was never awaited:RuntimeWarning",
 ]
 
 

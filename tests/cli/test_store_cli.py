@@ -81,3 +81,16 @@ def test_report_and_flags_with_history_store(store: str, tmp_path: Path) -> None
     summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
     assert summary["skew"]["history_snapshots"] == 1
     assert summary["skew"]["previous"]["trade_date"] == "2025-06-09"
+
+
+def test_ingest_bad_input(tmp_path: Path) -> None:
+    res = run_cli("ingest", str(tmp_path / "missing.csv"), "--store", str(tmp_path / "s"))
+    assert res.exit_code == 2 and res.stderr.startswith("Error: ") and "no such file" in res.stderr
+    assert not (tmp_path / "s").exists()
+    res = run_cli("ingest", str(SPY[0]), "--store", str(tmp_path / "s"), "--engine", "spark")
+    assert res.exit_code == 2
+    bad = tmp_path / "bad.csv"
+    bad.write_text("nothing here\n", encoding="utf-8")
+    res = run_cli("ingest", str(bad), "--store", str(tmp_path / "s"), "--jobs", "1", "--format", "csv")
+    assert res.exit_code == 0
+    assert "failed" in res.stdout and res.stderr.startswith(f"failed {bad}:")

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from volsurf.errors import ParameterError, VolsurfError
+from volsurf.errors import InputFileError, ParameterError, VolsurfError
 from volsurf.history.store import (
     SCHEMA_VERSION,
     Store,
@@ -521,6 +521,9 @@ def ingest(
     files = expand_paths(list(paths))
     if not files:
         raise ParameterError("no files to ingest", hint="give files, directories or globs")
+    for f in files:
+        if not os.path.isfile(f):
+            raise InputFileError(f, "no such file", hint="check the path (files, directories and globs are accepted)")
     store = Store.open(store_url, create=True)
     notes: list[str] = []
     removed = store.clean_temporary()

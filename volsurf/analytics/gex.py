@@ -42,9 +42,9 @@ from scipy.optimize import brentq
 
 from volsurf.errors import ParameterError
 from volsurf.pricing import black76 as pricing
+from volsurf.units import DAYS_PER_YEAR
 
 PCT = 0.01  # a 1% move: GEX is quoted per 1% of spot
-DAYS_PER_YEAR = 365.0
 ONE_BUSINESS_DAY = 1.0 / 252.0  # the popular 0DTE floor of public GEX scripts (years)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 

@@ -45,6 +45,7 @@ from volsurf.analytics.gex import (
     vanna_exposure,
 )
 from volsurf.errors import DataError, ParameterError
+from volsurf.units import MINUTES_PER_YEAR, NY
 
 VolFunction = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -251,12 +252,12 @@ def end_of_day(valuation_time: pd.Timestamp) -> pd.Timestamp:
 
     cal = nyse()
     ts = pd.Timestamp(valuation_time)
-    ts = ts.tz_localize("America/New_York") if ts.tzinfo is None else ts
-    session = cal.date_to_session(ts.tz_convert("America/New_York").tz_localize(None).normalize(), direction="next")
+    ts = ts.tz_localize(NY) if ts.tzinfo is None else ts
+    session = cal.date_to_session(ts.tz_convert(NY).tz_localize(None).normalize(), direction="next")
     close = cal.session_close(session)
     if close <= ts:
         close = cal.session_close(cal.next_session(session))
-    return close.tz_convert("America/New_York")
+    return close.tz_convert(NY)
 
 
 @dataclass(frozen=True)
@@ -478,7 +479,7 @@ def _later_profile(c: _Contracts, spot: float, valuation_time: pd.Timestamp, lat
     """Profile at a later valuation time: same grid, ``t`` shortened, expired options dropped."""
     t, disc, strike = c.t, c.disc, c.strike
     profile_time = end_of_day(valuation_time) if str(later_time) == "eod" else pd.Timestamp(later_time)
-    dt_years = (profile_time - valuation_time).total_seconds() / 60.0 / 525_600.0
+    dt_years = (profile_time - valuation_time).total_seconds() / 60.0 / MINUTES_PER_YEAR
     if dt_years < 0:
         raise ParameterError("later valuation time is before the snapshot's valuation time")
     t2 = t - dt_years

@@ -22,7 +22,6 @@ import pandas as pd
 from volsurf.analytics.demand import DemandChange, DemandMetrics, otm_put_demand
 from volsurf.analytics.skew import (
     CONSTANT_MATURITY_DAYS,
-    DAYS_PER_YEAR,
     METRIC_FIELDS,
     NodeSmileSurface,
     SmileMetrics,
@@ -32,6 +31,7 @@ from volsurf.analytics.skew import (
 )
 from volsurf.errors import DataError, ParameterError, VolsurfError
 from volsurf.market.snapshot import Snapshot
+from volsurf.units import DAYS_PER_YEAR
 
 # Fewest OTM quotes with a mid IV for an expiry to enter the node surface, and the ATM must be bracketed.
 MIN_NODES = 5

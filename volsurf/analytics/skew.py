@@ -43,8 +43,8 @@ from scipy.special import ndtri
 
 from volsurf._typing import ArrayLike
 from volsurf.errors import DataError, ParameterError
+from volsurf.units import DAYS_PER_YEAR
 
-DAYS_PER_YEAR = 365.0
 CONSTANT_MATURITY_DAYS: tuple[int, ...] = (7, 30, 60, 90)
 
 # Finite-difference step for slope/curvature: a quarter of the ATM standard deviation in k, so the

@@ -45,6 +45,7 @@ from volsurf.analytics.variance_index import (
     variance_index_from_chain,
 )
 from volsurf.errors import DataError, ParameterError
+from volsurf.units import MINUTES_PER_YEAR
 
 #: How many of a strip's farthest puts the headline sensitivity removes (per term).
 WING_DROP = 3
@@ -568,7 +569,7 @@ def constant_maturity_skew(
         profile[n] = (100.0 - 10.0 * sd) - index
     variance_index = math.nan
     if inside:
-        var = (near.term.t * near.term.sigma2 * w1 + next_.term.t * next_.term.sigma2 * w2) * 525_600 / nt
+        var = (near.term.t * near.term.sigma2 * w1 + next_.term.t * next_.term.sigma2 * w2) * MINUTES_PER_YEAR / nt
         variance_index = 100.0 * math.sqrt(var) if var > 0 else math.nan
     return SkewIndexResult(
         available=True,

@@ -32,9 +32,8 @@ import pandas as pd
 
 from volsurf._typing import ArrayLike, BoolArray, FloatArray
 from volsurf.errors import DataError, ParameterError
+from volsurf.units import MINUTES_PER_DAY, NY
 
-NY = "America/New_York"
-MINUTES_PER_DAY = 1_440
 N30 = 30 * MINUTES_PER_DAY  # 43,200 minutes
 N365 = 365 * MINUTES_PER_DAY  # 525,600 minutes
 MIN_DAYS = 23  # eligible terms have strictly more than 23 days to settlement ...

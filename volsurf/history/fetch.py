@@ -46,7 +46,8 @@ from typing import Any
 import pandas as pd
 
 from volsurf.errors import DataError, InputFileError, ParameterError, VolsurfError
-from volsurf.market.calendar import NY, is_session, session_open_close
+from volsurf.market.calendar import is_session, session_open_close
+from volsurf.units import NY
 
 #: The public endpoint's folder: a symbol's feed is ``<DEFAULT_BASE_URL>/<SYMBOL>.json``.
 DEFAULT_BASE_URL = "https://cdn.cboe.com/api/global/delayed_quotes/options"

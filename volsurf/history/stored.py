@@ -181,8 +181,9 @@ def metrics_from_row(row: Mapping[Any, Any]) -> Any:
 
     from volsurf.analytics.demand import DemandMetrics
     from volsurf.analytics.measure import SnapshotMetrics
-    from volsurf.analytics.skew import DAYS_PER_YEAR, SmileMetrics
+    from volsurf.analytics.skew import SmileMetrics
     from volsurf.market.snapshot import HYGIENE_RULES
+    from volsurf.units import DAYS_PER_YEAR
 
     names = [f.name for f in dataclasses.fields(SmileMetrics)]
     cms = []

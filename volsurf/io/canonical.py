@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from volsurf.errors import FormatError
+from volsurf.errors import FormatError, clip
 from volsurf.io.common import (
     MISSING_TOKENS,
     _check_strikes,
@@ -25,7 +25,8 @@ from volsurf.io.common import (
     check_spot,
     printable,
 )
-from volsurf.market.snapshot import COLUMNS, FLOAT_COLUMNS, NY, OI_MAX, Snapshot, SnapshotMeta
+from volsurf.market.snapshot import COLUMNS, FLOAT_COLUMNS, OI_MAX, Snapshot, SnapshotMeta
+from volsurf.units import NY
 
 CANONICAL_MAGIC = "# volsurf-canonical v1"
 CANONICAL_FLOAT_FORMAT = "%.10g"
@@ -154,6 +155,7 @@ def _load_canonical(path: str, text: str, lines: list[str], *, as_of: pd.Timesta
     if expiry.isna().any():
         raise FormatError(path, "an expiry is missing", column="expiry", expected="a settlement time on every row")
     df["expiry"] = expiry.take(codes)
+    _check_labels(path, df)
     df["flags"] = df["flags"].fillna("")
     try:
         hygiene = {k: int(v) for k, v in json.loads(meta["hygiene"]).items()}
@@ -179,6 +181,22 @@ def _load_canonical(path: str, text: str, lines: list[str], *, as_of: pd.Timesta
         return _finalize(frame, path=path, source_format=sm.source_format, spot=sm.spot, quote_time=sm.quote_time,
                          underlying=sm.underlying, underlying_name=sm.underlying_name, as_of=as_of)
     return Snapshot(frame=_recheck(df[list(COLUMNS)].reset_index(drop=True), sm.hygiene), meta=sm)
+
+
+def _check_labels(path: str, df: pd.DataFrame) -> None:
+    """``expiry_date`` (YYYY-MM-DD, a real date), ``type`` (call/put) and ``root`` (not empty) on every row: the
+    analytics group and date-parse them without further checks."""
+    dates = pd.Series(pd.unique(df["expiry_date"].astype(str)))
+    ok = dates.str.fullmatch(r"\d{4}-\d{2}-\d{2}") & pd.to_datetime(dates, format="%Y-%m-%d", errors="coerce").notna()
+    if not ok.all():
+        raise FormatError(path, f"cannot read expiry_date {clip(repr(dates[~ok].iloc[0]), 40)}", column="expiry_date",
+                          expected="a date YYYY-MM-DD")
+    bad_type = ~df["type"].isin(["call", "put"])
+    if bad_type.any():
+        raise FormatError(path, f"option type {clip(repr(df['type'][bad_type].iloc[0]), 40)}", column="type",
+                          expected="'call' or 'put'")
+    if (df["root"].astype(str).str.strip() == "").any() or df["root"].isna().any():
+        raise FormatError(path, "a row has no root", column="root", expected="the option root (SPX, SPXW, SPY...)")
 
 
 def _recheck(df: pd.DataFrame, hygiene: dict[str, int]) -> pd.DataFrame:

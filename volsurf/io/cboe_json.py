@@ -24,7 +24,8 @@ import pandas as pd
 
 from volsurf.errors import DataQualityWarning, FormatError, warn
 from volsurf.io.common import _finalize, parse_occ_symbols
-from volsurf.market.snapshot import NY, Snapshot
+from volsurf.market.snapshot import Snapshot
+from volsurf.units import NY
 
 #: What the older payload (no bid/ask) does not allow, for reports ("Signals absent").
 NO_QUOTES_REASON = "the Cboe JSON payload has no per-option bid/ask (older layout): nothing can be computed from quotes"

@@ -19,13 +19,13 @@ from volsurf.market.snapshot import (
     COLUMNS,
     FLOAT_COLUMNS,
     HYGIENE_RULES,
-    NY,
     OI_MAX,
     VOLUME_MAX,
     Snapshot,
     SnapshotMeta,
 )
 from volsurf.market.timing import settlement_for_root, settlement_times
+from volsurf.units import NY
 
 MISSING_TOKENS = frozenset({"", "-", "--", "n/a", "na", "nan", "none", "null"})
 VENDOR_IV_PLACEHOLDER = 1e-4  # yfinance writes 1e-05 for "no IV"

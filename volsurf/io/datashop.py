@@ -9,7 +9,8 @@ import pandas as pd
 
 from volsurf.errors import FormatError, ParameterError
 from volsurf.io.common import _finalize, _num, _other_times_warning, _read_long_csv, _require_columns
-from volsurf.market.snapshot import NY, Snapshot
+from volsurf.market.snapshot import Snapshot
+from volsurf.units import NY
 
 DATASHOP_REQUIRED = ("underlying_symbol", "quote_datetime", "root", "expiration", "strike", "option_type", "bid", "ask")
 

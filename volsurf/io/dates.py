@@ -20,7 +20,7 @@ from functools import lru_cache
 
 import pandas as pd
 
-from volsurf.market.snapshot import NY
+from volsurf.units import NY
 
 # ----------------------------------------------------------------------------------------------- text
 

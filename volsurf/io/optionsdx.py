@@ -15,7 +15,8 @@ from volsurf.io.common import (
     _require_columns,
     _underlying_from_filename,
 )
-from volsurf.market.snapshot import NY, Snapshot
+from volsurf.market.snapshot import Snapshot
+from volsurf.units import NY
 
 
 def _odx_col(df: pd.DataFrame, name: str) -> str | None:

@@ -16,7 +16,8 @@ import pandas as pd
 from volsurf.errors import FormatError
 from volsurf.io.cboe_json import parse_json
 from volsurf.io.common import _finalize, parse_occ_symbols
-from volsurf.market.snapshot import NY, Snapshot
+from volsurf.market.snapshot import Snapshot
+from volsurf.units import NY
 
 _MISSING = -999.0
 

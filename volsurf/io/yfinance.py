@@ -8,7 +8,8 @@ import pandas as pd
 
 from volsurf.errors import FormatError
 from volsurf.io.common import _finalize, _num, _read_long_csv, _require_columns, parse_occ_symbols
-from volsurf.market.snapshot import NY, Snapshot
+from volsurf.market.snapshot import Snapshot
+from volsurf.units import NY
 
 
 def _load_yfinance(path: str, text: str, lines: list[str], *, spot: float | None = None, as_of: pd.Timestamp | None = None, **_: object) -> Snapshot:

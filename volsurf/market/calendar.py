@@ -17,8 +17,7 @@ import pandas as pd
 
 from volsurf._typing import DatesLike
 from volsurf.errors import ParameterError
-
-NY = "America/New_York"
+from volsurf.units import NY
 
 
 @lru_cache(maxsize=1)

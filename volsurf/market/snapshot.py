@@ -37,8 +37,6 @@ from typing import Any
 
 import pandas as pd
 
-NY = "America/New_York"
-
 COLUMNS: tuple[str, ...] = (
     "contract",
     "root",

@@ -18,8 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-NY = "America/New_York"
-MINUTES_PER_YEAR = 525_600.0
+from volsurf.units import MINUTES_PER_YEAR, NY
 
 # Roots whose standard monthly options are AM-settled (settle on the special opening quotation).
 AM_SETTLED_ROOTS: frozenset[str] = frozenset({"SPX", "NDX", "RUT", "DJX", "OEX_AM", "MXEA", "MXEF", "VIX"})

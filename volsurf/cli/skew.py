@@ -102,7 +102,8 @@ def _with_skew_index(obj: dict[str, Any], snap: Any, terms: str) -> dict[str, An
         return obj  # already measured upstream
     roots = sorted(set(snap.frame["root"].astype(str).unique()))
     try:
-        res = skew_index_from_chain(snap.frame, snap.meta.valuation_time, roots=roots, terms=terms).to_dict()
+        res = skew_index_from_chain(snap.frame, snap.meta.valuation_time, roots=roots,
+                                    terms="monthly" if terms == "monthly" else "vix").to_dict()
     except VolsurfError as exc:
         res = {"available": False, "index": None, "reason": exc.one_line(), "warnings": []}
     out: dict[str, Any] = {}

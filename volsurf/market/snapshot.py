@@ -193,9 +193,9 @@ class Snapshot:
                     {
                         "expiry": r.expiry_date,
                         "root": r.root,
-                        "contracts": int(r.contracts),
-                        "open_interest": float(r.open_interest),
-                        "volume": float(r.volume),
+                        "contracts": int(r.contracts),  # type: ignore[arg-type]  # itertuples fields are untyped
+                        "open_interest": float(r.open_interest),  # type: ignore[arg-type]
+                        "volume": float(r.volume),  # type: ignore[arg-type]
                     }
                     for r in by_expiry.itertuples()
                 ],

@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtr
 
+from volsurf._typing import ArrayLike
+
 _SQRT_2PI = np.sqrt(2.0 * np.pi)
 
 
@@ -27,7 +29,7 @@ def _pdf(x: np.ndarray) -> np.ndarray:
     return np.exp(-0.5 * x * x) / _SQRT_2PI
 
 
-def d1_d2(forward, strike, t, sigma) -> tuple[np.ndarray, np.ndarray]:
+def d1_d2(forward: ArrayLike, strike: ArrayLike, t: ArrayLike, sigma: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Black-76 ``d1`` and ``d2`` (dimensionless).
 
     ``d1 = (ln(F/K) + sigma^2 t / 2) / (sigma sqrt(t))``, ``d2 = d1 - sigma sqrt(t)``.
@@ -40,7 +42,7 @@ def d1_d2(forward, strike, t, sigma) -> tuple[np.ndarray, np.ndarray]:
     return d1, d1 - vol_sqrt_t
 
 
-def black76_price(forward, strike, t, sigma, is_call, discount=1.0) -> np.ndarray:
+def black76_price(forward: ArrayLike, strike: ArrayLike, t: ArrayLike, sigma: ArrayLike, is_call: ArrayLike, discount: ArrayLike = 1.0) -> np.ndarray:
     """Black-76 option price (premium points).
 
     ``call = D (F N(d1) - K N(d2))``, ``put = D (K N(-d2) - F N(-d1))``.
@@ -61,19 +63,19 @@ def black76_price(forward, strike, t, sigma, is_call, discount=1.0) -> np.ndarra
     return np.asarray(discount, dtype=float) * price
 
 
-def delta(forward, strike, t, sigma, is_call, discount=1.0) -> np.ndarray:
+def delta(forward: ArrayLike, strike: ArrayLike, t: ArrayLike, sigma: ArrayLike, is_call: ArrayLike, discount: ArrayLike = 1.0) -> np.ndarray:
     """Forward delta ``dV/dF`` = ``D N(d1)`` (call) or ``-D N(-d1)`` (put); per 1 point of forward."""
     d1, _ = d1_d2(forward, strike, t, sigma)
     call = np.asarray(is_call, dtype=bool)
     return np.asarray(discount, dtype=float) * np.where(call, ndtr(d1), -ndtr(-d1))
 
 
-def forward_delta_undiscounted(forward, strike, t, sigma, is_call) -> np.ndarray:
+def forward_delta_undiscounted(forward: ArrayLike, strike: ArrayLike, t: ArrayLike, sigma: ArrayLike, is_call: ArrayLike) -> np.ndarray:
     """Undiscounted forward delta ``N(d1)`` / ``-N(-d1)``: the FX/equity-skew quoting convention (25-delta)."""
     return delta(forward, strike, t, sigma, is_call, 1.0)
 
 
-def gamma(forward, strike, t, sigma, discount=1.0) -> np.ndarray:
+def gamma(forward: ArrayLike, strike: ArrayLike, t: ArrayLike, sigma: ArrayLike, discount: ArrayLike = 1.0) -> np.ndarray:
     """Forward gamma ``d2V/dF2`` = ``D n(d1) / (F sigma sqrt(t))``; per 1 point of forward, same for calls/puts."""
     f = np.asarray(forward, dtype=float)
     d1, _ = d1_d2(f, strike, t, sigma)
@@ -83,7 +85,7 @@ def gamma(forward, strike, t, sigma, discount=1.0) -> np.ndarray:
     return np.where(np.isfinite(g), g, 0.0)
 
 
-def spot_gamma(spot, forward, strike, t, sigma, discount=1.0) -> np.ndarray:
+def spot_gamma(spot: ArrayLike, forward: ArrayLike, strike: ArrayLike, t: ArrayLike, sigma: ArrayLike, discount: ArrayLike = 1.0) -> np.ndarray:
     """Gamma to the spot ``d2V/dS2`` (per 1 point of spot), with ``F = S * (F/S)`` and carry held fixed.
 
     Equals ``gamma * (F/S)^2``, which for ``F = S e^{(r-q)t}``, ``D = e^{-rt}`` is the Black-Scholes gamma
@@ -94,7 +96,7 @@ def spot_gamma(spot, forward, strike, t, sigma, discount=1.0) -> np.ndarray:
     return gamma(f, strike, t, sigma, discount) * (f / s) ** 2
 
 
-def vega(forward, strike, t, sigma, discount=1.0) -> np.ndarray:
+def vega(forward: ArrayLike, strike: ArrayLike, t: ArrayLike, sigma: ArrayLike, discount: ArrayLike = 1.0) -> np.ndarray:
     """Vega ``dV/dsigma`` = ``D F n(d1) sqrt(t)``: premium points per 1.00 (100 vol points) of volatility."""
     f = np.asarray(forward, dtype=float)
     d1, _ = d1_d2(f, strike, t, sigma)
@@ -102,7 +104,7 @@ def vega(forward, strike, t, sigma, discount=1.0) -> np.ndarray:
     return np.where(np.isfinite(v), v, 0.0)
 
 
-def theta(forward, strike, t, sigma, is_call, discount=1.0) -> np.ndarray:
+def theta(forward: ArrayLike, strike: ArrayLike, t: ArrayLike, sigma: ArrayLike, is_call: ArrayLike, discount: ArrayLike = 1.0) -> np.ndarray:
     """Theta ``-dV/dt`` with forward fixed and ``D = exp(-r t)``: premium points per year (divide by 365 per day).
 
     ``theta = -D F n(d1) sigma / (2 sqrt(t)) + r V`` with ``r = -ln(D)/t``.
@@ -118,7 +120,7 @@ def theta(forward, strike, t, sigma, is_call, discount=1.0) -> np.ndarray:
     return np.where(np.isfinite(th), th, 0.0)
 
 
-def vanna(forward, strike, t, sigma, discount=1.0) -> np.ndarray:
+def vanna(forward: ArrayLike, strike: ArrayLike, t: ArrayLike, sigma: ArrayLike, discount: ArrayLike = 1.0) -> np.ndarray:
     """Vanna ``d2V/dF dsigma`` = ``-D n(d1) d2 / sigma``: change in forward delta per 1.00 of vol."""
     d1, d2 = d1_d2(forward, strike, t, sigma)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -126,7 +128,7 @@ def vanna(forward, strike, t, sigma, discount=1.0) -> np.ndarray:
     return np.where(np.isfinite(v), v, 0.0)
 
 
-def charm(forward, strike, t, sigma, is_call, discount=1.0) -> np.ndarray:
+def charm(forward: ArrayLike, strike: ArrayLike, t: ArrayLike, sigma: ArrayLike, is_call: ArrayLike, discount: ArrayLike = 1.0) -> np.ndarray:
     """Charm ``-d(delta)/dt`` with forward and rate fixed: change in forward delta per year of passing time.
 
     With ``d(d1)/dt = -d2 / (2 t)``: ``charm = D n(d1) d2 / (2 t) + r * delta`` (calls and puts share the
@@ -142,7 +144,7 @@ def charm(forward, strike, t, sigma, is_call, discount=1.0) -> np.ndarray:
     return np.where(np.isfinite(c), c, 0.0)
 
 
-def vomma(forward, strike, t, sigma, discount=1.0) -> np.ndarray:
+def vomma(forward: ArrayLike, strike: ArrayLike, t: ArrayLike, sigma: ArrayLike, discount: ArrayLike = 1.0) -> np.ndarray:
     """Vomma (volga) ``d2V/dsigma2`` = ``vega d1 d2 / sigma``: premium points per 1.00 of vol, squared."""
     d1, d2 = d1_d2(forward, strike, t, sigma)
     with np.errstate(divide="ignore", invalid="ignore"):

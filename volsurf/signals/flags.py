@@ -405,7 +405,8 @@ def skew_steepening_flag(
     ]
     flag = _rule_from_scores("skew_steepening", desc, scores)
     if flag.evaluated:
-        skew_ev = _skew_index_evidence(current, previous if previous is not None else (history or [None])[-1])
+        before = previous if previous is not None else (history[-1] if history else None)
+        skew_ev = _skew_index_evidence(current, before)
         if skew_ev is not None:
             flag.evidence["skew_index_30d"] = skew_ev
     return flag

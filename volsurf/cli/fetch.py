@@ -92,7 +92,7 @@ def fetch_cmd(symbols: tuple[str, ...], store_url: str, raw_dir: str | None, bas
     if every is None and (until is not None or count is not None or any_time):
         raise ParameterError("--until, --count and --any-time go with --every", hint="e.g. --every 15m --count 4")
     interval = f.parse_interval(every) if every is not None else None
-    end = f.parse_until(until, f._now()) if until is not None else None
+    end = f.parse_until(until, f.now_ny()) if until is not None else None
     policy = f.RetryPolicy(attempts=retries + 1, timeout=timeout, backoff=backoff,
                            max_delay=max(60.0, backoff))
     log_err = fmt != "table"  # json/csv: stdout holds the records, the per-cycle lines go to stderr
@@ -101,7 +101,7 @@ def fetch_cmd(symbols: tuple[str, ...], store_url: str, raw_dir: str | None, bas
 
     def on_retry(attempt: int, exc: f.FeedError, delay: float) -> None:
         sym = exc.url.rsplit("/", 1)[-1].removesuffix(".json")
-        click.echo(f"{f._now():%Y-%m-%d %H:%M:%S %Z}  {sym}  retry {attempt}/{retries} in {delay:.1f} s: "
+        click.echo(f"{f.now_ny():%Y-%m-%d %H:%M:%S %Z}  {sym}  retry {attempt}/{retries} in {delay:.1f} s: "
                    f"{exc.one_line()}", err=True)
 
     client = f.FeedClient(base, policy, sleep=stop.wait if interval is not None else None,
@@ -113,7 +113,7 @@ def fetch_cmd(symbols: tuple[str, ...], store_url: str, raw_dir: str | None, bas
 
     def show(o: f.FetchOutcome) -> None:
         outcomes.append(o)
-        click.echo(f"{f._now():%Y-%m-%d %H:%M:%S %Z}  {o.line()}", err=log_err or not o.ok)
+        click.echo(f"{f.now_ny():%Y-%m-%d %H:%M:%S %Z}  {o.line()}", err=log_err or not o.ok)
 
     def cycle(n: int) -> None:
         in_cycle.set()
@@ -126,7 +126,7 @@ def fetch_cmd(symbols: tuple[str, ...], store_url: str, raw_dir: str | None, bas
         cycle(1)
     else:
         def on_wait(when: Any, reason: str) -> None:
-            click.echo(f"{f._now():%Y-%m-%d %H:%M:%S %Z}  {reason}: next cycle {when:%Y-%m-%d %H:%M %Z}", err=True)
+            click.echo(f"{f.now_ny():%Y-%m-%d %H:%M:%S %Z}  {reason}: next cycle {when:%Y-%m-%d %H:%M %Z}", err=True)
 
         with _stop_on_signals(stop, in_cycle):
             state = f.run_schedule(cycle, every=interval, until=end, count=count, any_time=any_time,

@@ -426,10 +426,11 @@ def _run_local(tasks: list[tuple[str, str]], store_url: str, jobs: int,
     from concurrent.futures.process import BrokenProcessPool
 
     # forkserver: workers start from a clean server process that has volsurf imported (no fork of a threaded
-    # parent); a worker is replaced after 50 files so that its memory cannot creep up over a long run.
+    # parent). No max_tasks_per_child: on Python 3.11 an executor whose workers retire stops replacing them once
+    # every task is queued, and the run hangs; a task holds one file at a time, so memory stays bounded anyway.
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["volsurf.history.ingest"])
-    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=ctx, max_tasks_per_child=50) as pool:
+    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=ctx) as pool:
         futures = {pool.submit(ingest_file, path, store_url, digest): (path, digest) for path, digest in tasks}
         for fut in as_completed(futures):
             try:

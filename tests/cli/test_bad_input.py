@@ -173,6 +173,32 @@ def test_usage_errors_are_one_line():
     one_error_line(run_cli("inspect"))
 
 
+@pytest.mark.parametrize("date", ["May 1, 2099 at 4:49 PM EDT", "May 1, 1900 at 4:49 PM EDT"])
+def test_quote_date_outside_the_exchange_calendar_is_one_line(tmp_path: Path, date: str):
+    """Found by the fuzz suite: a Date line of 2099 raised exchange_calendars' DateOutOfBounds."""
+    lines = list(LINES)
+    lines[2] = f'"Date: {date}",Bid: 644.93'
+    path = _write(tmp_path, lines)
+    line = one_error_line(run_cli("skew", path))
+    assert "outside the exchange calendar" in line or "no such date" in line
+    one_error_line(run_cli("track", path, "--strict"))
+
+
+def test_canonical_expiry_date_that_is_no_date_is_one_line(tmp_path: Path):
+    """Found by the fuzz suite: a canonical file's expiry_date '0.0001' reached pandas' date parsing in skew."""
+    canon = tmp_path / "canon.csv"
+    assert run_cli("normalize", SPY, "-o", canon).exit_code == 0
+    lines = canon.read_text().split("\n")
+    header = next(i for i, ln in enumerate(lines) if ln.startswith("contract,"))
+    col = lines[header].split(",").index("expiry_date")
+    parts = lines[header + 1].split(",")
+    parts[col] = "0.0001"
+    lines[header + 1] = ",".join(parts)
+    canon.write_text("\n".join(lines))
+    line = one_error_line(run_cli("skew", canon))
+    assert "expiry_date" in line
+
+
 # ---------------------------------------------------------------------------------- silently wrong
 
 

@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
 
     Volsurf errors, usage errors and files that cannot be written print one ``Error: ...`` line (control
     characters replaced, about 300 characters at most) and exit 2; Ctrl-C prints ``Interrupted.`` and exits 130.
+    Warnings are printed when the command has succeeded (and dropped when it fails).
     numpy's RuntimeWarnings (NaN arithmetic on bad input) are not printed, unless warnings are escalated to
     errors (``python -W error``, the test suite), so that their sources get fixed.
     """
@@ -104,8 +105,12 @@ def main(argv: list[str] | None = None) -> None:
 
     from volsurf.errors import VolsurfError, VolsurfWarning, clip
 
+    # Warnings are held back until the command ends: printed after a success, dropped after a failure or an
+    # interrupt, whose one line then stands alone (the error's hint says what to fix).
+    pending: list[str] = []
+
     def _show(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
-        click.echo(f"warning: {clip(str(message), 400)}", err=True)
+        pending.append(f"warning: {clip(str(message), 400)}")
 
     warnings.showwarning = _show
     warnings.simplefilter("default", VolsurfWarning)
@@ -133,6 +138,8 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
+    for line in pending:
+        click.echo(line, err=True)
     sys.exit(0)
 
 

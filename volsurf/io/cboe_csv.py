@@ -18,7 +18,13 @@ import numpy as np
 import pandas as pd
 
 from volsurf.errors import FormatError, TradeDateWarning, warn
-from volsurf.io.common import _finalize, _parse_numbers, _trade_date_for, _underlying_from_roots
+from volsurf.io.common import (
+    _check_in_calendar,
+    _finalize,
+    _parse_numbers,
+    _trade_date_for,
+    _underlying_from_roots,
+)
 from volsurf.io.dates import DateReading, choose_reading, date_value_from_line, read_date_value
 from volsurf.market import calendar
 from volsurf.market.snapshot import Snapshot
@@ -168,6 +174,7 @@ def light_key(path: str, lines: list[str], *, as_of: pd.Timestamp | None = None)
         return None
     first_expiry = parsed.min().date()
     quote_time, _ = _quote_time(path, pre, first_expiry, as_of)
+    _check_in_calendar(path, quote_time, parsed.dt.strftime("%Y-%m-%d"))
     trade_date = _trade_date_for(quote_time)
     if first_expiry < trade_date and calendar.is_session(first_expiry):
         trade_date = first_expiry

@@ -215,6 +215,7 @@ def _finalize(
             df[c] = np.nan
         df[c] = df[c].astype(float)
 
+    _check_in_calendar(path, quote_time, df["expiry_date"])
     if trade_date is None:
         trade_date = _trade_date_for(quote_time)
     if valuation_time is None:
@@ -294,6 +295,25 @@ def printable(text: str) -> str:
 
 
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _check_in_calendar(path: str, quote_time: pd.Timestamp, expiry_dates: pd.Series) -> None:
+    """The quote time and every expiry inside the exchange calendar's range (a Date line of 2099 is damage)."""
+    from volsurf.market import calendar
+
+    cal = calendar.nyse()
+    lo, hi = pd.Timestamp(cal.first_session).date(), pd.Timestamp(cal.last_session).date()
+    day = pd.Timestamp(quote_time).date()
+    if not lo <= day <= hi:
+        raise FormatError(path, f"the quote time {day} is outside the exchange calendar ({lo} .. {hi})",
+                          expected="a quote date the NYSE calendar covers", hint="fix the Date line or pass --as-of")
+    if len(expiry_dates):
+        dates = pd.to_datetime(pd.Series(pd.unique(expiry_dates.astype(str))), format="%Y-%m-%d", errors="coerce")
+        first, last = dates.min(), dates.max()
+        if pd.isna(first) or not (lo <= first.date() and last.date() <= hi):
+            raise FormatError(path, f"expiries {first.date() if pd.notna(first) else '?'} .. "
+                              f"{last.date() if pd.notna(last) else '?'} fall outside the exchange calendar "
+                              f"({lo} .. {hi})", column="expiry", expected="expiry dates the NYSE calendar covers")
 
 
 def check_spot(path: str, spot: object) -> None:

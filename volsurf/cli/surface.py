@@ -133,7 +133,10 @@ def surface_cmd(file: str, fmt: str, output: str | None, plot_dir: str | None, s
 
         grid = surface_grid(surface, _k_range(k_range), k_step, times)
         if grid_path:
-            n = grid.write_csv(grid_path)
+            from volsurf._paths import atomic_path
+
+            with atomic_path(grid_path, "grid file") as tmp:  # whole or not at all
+                n = grid.write_csv(str(tmp))
             click.echo(f"wrote {grid_path} ({n} rows)", err=True)
         if audit:
             report = audit_surface(surface, grid)

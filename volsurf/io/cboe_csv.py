@@ -268,12 +268,15 @@ def _cboe_body(path: str, lines: list[str], hi: int) -> tuple[pd.DataFrame, np.n
     if nonblank.size == 0:
         raise FormatError(path, "no data rows below the header", line=hi + 1, expected="one row per expiry and strike")
     line_no = nonblank + hi + 2
-    text = "\n".join(body[i] for i in nonblank)
+    # Bytes, not a StringIO: a StringIO holds its text as 4 bytes a character (176 MB for a 44 MB chain).
+    data = "\n".join(body[i] for i in nonblank).encode("utf-8")
     try:
         raw = pd.read_csv(
-            io.StringIO(text), header=None, usecols=range(22), thousands=",", dtype={0: str, 1: str, 12: str},
-            na_values=["-", "--", "N/A", "n/a"], keep_default_na=True, skip_blank_lines=False, engine="c",
+            io.BytesIO(data), encoding="utf-8", header=None, usecols=range(22), thousands=",",
+            dtype={0: str, 1: str, 12: str}, na_values=["-", "--", "N/A", "n/a"], keep_default_na=True,
+            skip_blank_lines=False, engine="c",
         )
+        del data
         ok = len(raw) == len(nonblank) and all(pd.api.types.is_float_dtype(raw[c]) or pd.api.types.is_integer_dtype(raw[c]) for c in _NUMERIC_CBOE)
     except (pd.errors.ParserError, ValueError):
         ok = False

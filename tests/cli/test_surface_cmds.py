@@ -26,7 +26,7 @@ SPX = str(ROOT / "sample_chains" / "spx_2026-07-31_close.csv")
 EXPIRY_KEYS = {
     "expiry", "t", "forward", "params", "rmse_vol_points", "inside_band_share", "svi_rmse_vol_points",
     "svi_inside_band_share", "butterfly_violations", "calendar_violations", "essvi_params", "essvi_rmse_vol_points",
-    "essvi_inside_band_share", "raw_butterfly_violations", "raw_calendar_violations", "atm_iv", "days", "root",
+    "essvi_inside_band_share", "raw_butterfly_violations", "raw_calendar_violations", "atm_iv_fit", "days", "root",
 }
 
 
@@ -111,7 +111,7 @@ def test_atm_iv_matches_vollib_on_the_quotes_straddling_the_forward(path):
         if ks[1] - ks[0] > 0.02:  # too coarse a strike grid for a linear read of the smile
             continue
         ref = np.interp(0.0, ks, vols)
-        assert r["atm_iv"] == pytest.approx(ref, abs=0.004), r["label"]
+        assert r["atm_iv_fit"] == pytest.approx(ref, abs=0.004), r["label"]
         checked += 1
     assert checked >= 5
 
@@ -176,7 +176,7 @@ def test_cli_plot_writes_the_charts(tmp_path):
 
 
 def test_write_surface_plots_svg(tmp_path):
-    from test_surface_plots import synthetic_surface
+    from plots.test_surface_plots import synthetic_surface
 
     from volsurf.cli.surface import write_surface_plots
 

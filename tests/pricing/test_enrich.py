@@ -103,7 +103,7 @@ def test_synthetic_flat_vol_recovered():
     # +-0.005 around the model price; the mid is the model price, so mid IV is the model vol
     assert np.abs(f.loc[ok & f["otm"], "iv_mid"] - 0.2).max() < 2e-4
     assert np.allclose(e.expiries["forward"], 100.0, rtol=2e-5)
-    assert np.allclose(e.expiries["atm_iv"], 0.2, atol=2e-4)
+    assert np.allclose(e.expiries["atm_iv_quotes"], 0.2, atol=2e-4)
 
 
 def test_enrich_is_pure():

@@ -14,7 +14,7 @@ IV_COLUMNS = [
     "vendor_iv", "vendor_delta", "vendor_gamma", "open_interest", "volume", "flags",
 ]
 FORWARD_COLUMNS = [
-    "expiry", "root", "settlement", "t", "forward", "discount", "rate", "dividend_yield", "atm_iv", "method",
+    "expiry", "root", "settlement", "t", "forward", "discount", "rate", "dividend_yield", "atm_iv_quotes", "method",
     "n_pairs", "parity_residual_max",
 ]
 

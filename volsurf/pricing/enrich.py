@@ -20,7 +20,9 @@ theta              premium points per calendar day
 =================  =========================================================================================
 
 The per-expiry table (``EnrichedSnapshot.expiries``) holds expiry, root, expiry_date, settlement, t,
-forward, discount, rate, dividend_yield, method, n_pairs, parity_residual_max, atm_iv.
+forward, discount, rate, dividend_yield, method, n_pairs, parity_residual_max, atm_iv_quotes (the ATM vol of the
+two OTM mid IVs nearest the forward, interpolated in log-moneyness; not the fitted surface's ``atm_iv_fit`` nor
+the skew smile's ``atm_iv``).
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ def atm_iv_by_expiry(frame: pd.DataFrame) -> pd.Series:
     above = f[f["k"] >= 0].sort_values("k").groupby(["expiry", "root"]).head(1).set_index(["expiry", "root"])
     j = below[["k", "iv_mid"]].join(above[["k", "iv_mid"]], how="inner", suffixes=("_lo", "_hi"))
     w = (0 - j["k_lo"]) / (j["k_hi"] - j["k_lo"])
-    return (j["iv_mid_lo"] + w * (j["iv_mid_hi"] - j["iv_mid_lo"])).rename("atm_iv")
+    return (j["iv_mid_lo"] + w * (j["iv_mid_hi"] - j["iv_mid_lo"])).rename("atm_iv_quotes")
 
 
 def _group_codes(f: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
@@ -231,14 +233,14 @@ def enrich(
         exp["settlement"] = f["settlement"].iloc[first_row].to_numpy()
         with np.errstate(divide="ignore", invalid="ignore"):
             k_log = np.log(k / fwd)
-        exp["atm_iv"] = _atm_iv_by_group(gid, len(first_row), otm, k_log, iv_mid)
+        exp["atm_iv_quotes"] = _atm_iv_by_group(gid, len(first_row), otm, k_log, iv_mid)
     else:
         first = f.groupby(["expiry", "root"], sort=True)[["expiry_date", "settlement"]].first()
         exp = exp.join(first, on=["expiry", "root"])
         atm = atm_iv_by_expiry(f)
         exp = exp.join(atm, on=["expiry", "root"])
     exp = exp[["expiry", "root", "expiry_date", "settlement", "t", "forward", "discount", "rate", "dividend_yield",
-               "atm_iv", "method", "n_pairs", "parity_residual_max"]]
+               "atm_iv_quotes", "method", "n_pairs", "parity_residual_max"]]
     assumptions = {
         "valuation_time": val.isoformat(),
         "day_count": "ACT/365 on minutes from valuation time to settlement (AM 09:30, PM 16:00 New York)",

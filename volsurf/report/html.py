@@ -141,7 +141,7 @@ def render_html(summary: dict[str, Any], charts: dict[str, Path]) -> str:
     surface_table = _table(
         surf_rows,
         [("expiry", "expiry", "str"), ("days", "days", "num"), ("forward", "forward", "num"),
-         ("atm_iv", "ATM IV", "vol"), ("rmse_vol_points", "RMSE (vol pts)", "num"),
+         ("atm_iv_fit", "ATM IV (fit)", "vol"), ("rmse_vol_points", "RMSE (vol pts)", "num"),
          ("inside_band_share", "inside bid/ask", "pct"), ("svi_rmse_vol_points", "SVI RMSE", "num"),
          ("svi_inside_band_share", "SVI inside", "pct"), ("butterfly_violations", "butterfly viol.", "int"),
          ("calendar_violations", "calendar viol.", "int")],

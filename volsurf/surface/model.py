@@ -135,7 +135,7 @@ class SliceFit:
             "forward": self.forward,
             "discount": self.discount,
             "quoted_k_range": list(self.quoted_range),
-            "atm_iv": float(np.sqrt(self.atm_total_variance / self.t)),
+            "atm_iv_fit": float(np.sqrt(self.atm_total_variance / self.t)),
             "svi": {**self.svi_fit.params.as_dict(), "g_min": self.svi_fit.g_min, "flags": list(self.svi_fit.flags)},
             "mc": self.mc.__dict__,
             "svi_diag": self.svi.__dict__,

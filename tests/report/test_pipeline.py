@@ -81,3 +81,23 @@ def test_cta_flag_and_section_identical_in_flags_and_report(tmp_path: Path):
     page = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
     assert 'id="cta"' in page and "cta_scenarios" in summary["charts"]
     assert "cta" not in summary["absent"]
+
+
+def test_report_shows_the_quarter_end_study_of_a_series(tmp_path: Path):
+    import numpy as np
+    import pandas as pd
+
+    days = pd.bdate_range("2018-01-01", "2024-12-31")
+    values = 120 + np.cumsum(np.random.default_rng(3).normal(0, 1, days.size))
+    series = tmp_path / "skew.csv"
+    pd.DataFrame({"DATE": days.strftime("%m/%d/%Y"), "SKEW": values}).to_csv(series, index=False)
+    out = tmp_path / "report"
+    res = run_cli("report", SPY_AUG, "--study", series, "-o", out)
+    assert res.exit_code == 0, res.stderr
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    (row,) = summary["quarter_end_study"]
+    # 28 quarter-ends in 2018-2024 (the first quarter-end lacks 10 earlier sessions only if the series starts late)
+    assert row["series"] == "skew" and row["n_qe"] == 28
+    assert summary["charts"]["study_0"] == "study_0.png"
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert 'id="study"' in page and 'href="#study"' in page

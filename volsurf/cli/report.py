@@ -46,12 +46,15 @@ def _readable(h: dict[str, Any]) -> dict[str, Any]:
               help="A Parquet store (volsurf ingest) as the history: baselines and flags without refitting.")
 @rebalance_options
 @click.option("--assumption", default=None, help="Dealer positioning for GEX (see `volsurf gex --help`).")
+@click.option("--study", "study_specs", multiple=True, metavar="SERIES.csv[:COLUMN]",
+              help="Daily series (e.g. Cboe SKEW history) for the quarter-end event study shown beside the calendar "
+                   "(repeatable; see `volsurf study quarter-end --help`).")
 @format_option("table")
 @as_of_option()
 def report_cmd(file: str, out_dir: str, previous: str | None, history: tuple[str, ...], equity_ytd: float | None,
                bond_ytd: float | None, equity_prices: str | None, bond_prices: str | None, since: str,
                cta_prices: str | None, assumption: str | None, fmt: str, as_of: str | None,
-               history_store: str | None = None) -> None:
+               history_store: str | None = None, study_specs: tuple[str, ...] = ()) -> None:
     """Full analysis of chain FILE: writes DIR/report.html (self-contained), DIR/summary.json and the charts.
 
     The page opens with the verdict (calendar position, gamma regime and flip, walls, ATM IV, variance index,
@@ -68,11 +71,13 @@ def report_cmd(file: str, out_dir: str, previous: str | None, history: tuple[str
 
     from volsurf._paths import output_dir, staging
     from volsurf.cli.output import dumps_json, key_values_table
+    from volsurf.cli.study import _inputs as study_inputs_from
     from volsurf.io import load
     from volsurf.report.charts import start_surface_charts
     from volsurf.report.html import write_report
     from volsurf.report.pipeline import analyze
 
+    study_inputs = study_inputs_from(study_specs, (), None) if study_specs else None
     # The trade date is needed only to compute returns from price files.
     trade_date = load(file, as_of=as_of).meta.trade_date if equity_prices is not None else None
     equity_ytd, bond_ytd = resolve_returns(equity_ytd, bond_ytd, equity_prices, bond_prices, since, trade_date)
@@ -101,7 +106,7 @@ def report_cmd(file: str, out_dir: str, previous: str | None, history: tuple[str
             # --as-of applies to FILE only, not to --previous/--history
             analysis = analyze(file, previous=previous, history=list(history) or None, equity_ytd=equity_ytd,
                                bond_ytd=bond_ytd, assumption=assumption, cta_prices=cta_prices or equity_prices,
-                               as_of=as_of, progress=step, on_surface=charts_early, history_store=history_store)
+                               as_of=as_of, study_series=study_inputs, progress=step, on_surface=charts_early, history_store=history_store)
             page = write_report(analysis, out, progress=step, stage=stage)
         finally:
             for job in jobs:

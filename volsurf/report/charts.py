@@ -70,6 +70,8 @@ def chart_tasks(analysis: Analysis, *, include_surface: bool = True) -> list[tup
         ("gex_by_expiry", "charts: gex", lambda: gex_plots.plot_gex_by_bucket(
             g.by_bucket, trade_date=td, underlying=und, assumption=g.assumption.name)),
     ]
+    for i, study in enumerate(analysis.studies):
+        tasks.append((f"study_{i}", "charts: study", _study_chart(study)))
     cta = analysis.cta
     if cta is not None:
         from volsurf.plots import cta_plots
@@ -78,6 +80,15 @@ def chart_tasks(analysis: Analysis, *, include_surface: bool = True) -> list[tup
             [s.name for s in cta.scenarios], [s.flow_usd for s in cta.scenarios], [s.position for s in cta.scenarios],
             date=cta.date.isoformat(), underlying=und)))
     return tasks
+
+
+def _study_chart(study: Any) -> Callable[[], Any]:
+    def draw() -> Any:
+        from volsurf.plots.study_plots import plot_quarter_end_paths
+
+        return plot_quarter_end_paths(**study.chart_data())[0]
+
+    return draw
 
 
 # Set just before forking chart workers: the children inherit it (nothing is pickled but the task index).

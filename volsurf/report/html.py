@@ -100,7 +100,8 @@ def render_html(summary: dict[str, Any], charts: dict[str, Path]) -> str:
         _card("Spot", _fmt(spot), f"parity-implied {_fmt(h.get('implied_spot'))}"),
         _card("Quarter-end", f"{_fmt(cal.get('trading_days_to_quarter_end'), 'int')} trading days",
               html.escape(", ".join(windows) or "outside the quarter/year-end windows")
-              + f"; quarter ends {html.escape(str(cal.get('quarter_end_date', '')))}"),
+              + f"; quarter ends {html.escape(str(cal.get('quarter_end_date', '')))}"
+              + ('; <a href="#study">what history shows</a>' if summary.get("quarter_end_study") else "")),
         _card("Net GEX", _fmt(h["net_gex"], "bn"), html.escape(regime_txt)
               + ("" if h.get("regime_robust") is None else f"; robust: {_fmt(h.get('regime_robust'))}"),
               "pos" if regime == "positive_gamma" else "neg"),
@@ -225,6 +226,20 @@ def render_html(summary: dict[str, Any], charts: dict[str, Path]) -> str:
         )
     else:
         cta_html = f'<p class="absent">{html.escape(absent.get("cta", ""))}</p>'
+    study_rows = summary.get("quarter_end_study") or []
+    if study_rows:
+        study_html = (
+            "<p>Change over the 10 sessions into each quarter-end vs other month-ends on the daily history given "
+            "(docs/quarter_end.md defines the statistic; difference with a bootstrap 95% interval, permutation p):</p>"
+            + _table(study_rows, [("series", "series", "str"), ("n_qe", "quarter-ends", "int"),
+                                  ("qe_mean", "mean change", "sig"), ("other_mean", "other month-ends", "sig"),
+                                  ("difference", "difference", "sig"), ("ci_lo", "95% lo", "sig"),
+                                  ("ci_hi", "95% hi", "sig"), ("p_value", "p", "sig"), ("q_value", "q", "sig")])
+            + "".join(_img(charts, f"study_{i}", f"quarter-end path of {r['series']}") for i, r in enumerate(study_rows))
+        )
+    else:
+        study_html = ('<p class="absent">no daily series given (--study FILE): the quarter-end event study is not '
+                      "shown</p>")
     absent_html = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in absent.items())
     title = f"volsurf report: {h['underlying']} {h['trade_date']}"
     return f"""<!DOCTYPE html>
@@ -259,6 +274,7 @@ Dollars per 1% move of the underlying; profile vols sticky-strike from {html.esc
 <details><summary>Robustness: net GEX, flip and walls under each scenario</summary>{robust_table}</details>
 <h2 id="rebalance">Rebalancing context</h2>{rebalance_html}
 <h2 id="cta">Trend followers (CTA)</h2>{cta_html}
+<h2 id="study">Quarter-end history</h2>{study_html}
 <h2 id="hygiene">Data hygiene</h2>{hygiene_table}
 <h2 id="assumptions">Assumptions</h2>{assumptions_table}
 <p class="sub">Charts rendered: <span id="render-check">0/{len(charts)}</span></p>

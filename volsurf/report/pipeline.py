@@ -41,6 +41,7 @@ class Analysis:
     stage_times: dict[str, float] = field(default_factory=dict)
     early_charts: Any = None  # a ChartJob started as soon as the surface was fitted (see analyze's on_surface)
     cta: Any = None  # volsurf.flows.cta.CtaResult when a price file was given
+    studies: list[Any] = field(default_factory=list)  # volsurf.history.study.QuarterEndStudy per --study series
 
 
 @dataclass(frozen=True)
@@ -261,6 +262,7 @@ def analyze(
     cta_prices: str | None = None,
     thresholds: FlagThresholds | None = None,
     as_of: Any = None,
+    study_series: Sequence[Any] | None = None,
     progress: Callable[[str], None] | None = None,
     on_surface: Callable[[Any, Any], Any] | None = None,
     history_store: str | None = None,
@@ -280,6 +282,8 @@ def analyze(
     as_of : Timestamp or str, optional
         Overrides the chain file's as-of time (not the previous or history files'); required by feeds that carry
         none (the older Cboe JSON payload).
+    study_series : sequence of volsurf.history.study.SeriesInput, optional
+        Daily series for the quarter-end event study shown in the report's calendar context (one path chart each).
     cta_prices : str, optional
         Daily closes of the underlying's index (CSV) for the trend-follower (CTA) model and its alignment flag.
     thresholds : FlagThresholds, optional
@@ -343,6 +347,11 @@ def analyze(
 
         rebalance = rebalance_flow({"equity": equity_ytd, "bond": bond_ytd})
 
+    studies: list[Any] = []
+    if study_series:
+        from volsurf.history.study import quarter_end_studies
+
+        studies = timed("study", lambda: quarter_end_studies(list(study_series)))
     summary = build_summary(
         snapshot=snapshot,
         enriched=gex_input,
@@ -358,5 +367,6 @@ def analyze(
         equity_ytd=equity_ytd,
         bond_ytd=bond_ytd,
         cta=cta,
+        studies=studies,
     )
-    return Analysis(summary, snapshot, enriched, surface, metrics, gex, rebalance, times, early, cta)
+    return Analysis(summary, snapshot, enriched, surface, metrics, gex, rebalance, times, early, cta, studies)

@@ -35,6 +35,7 @@ def build_summary(
     equity_ytd: float | None,
     bond_ytd: float | None,
     cta: Any = None,
+    studies: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """The ``summary.json`` object (documented in the README and the JSON schema)."""
     meta = snapshot.meta
@@ -104,6 +105,7 @@ def build_summary(
                 {"equity_ytd": equity_ytd, "bond_ytd": bond_ytd, **rebalance.to_dict()} if rebalance is not None else None
             ),
             "cta": cta.to_dict() if cta is not None else None,
+            "quarter_end_study": [s.summary_record() for s in studies] or None,
             "hygiene": {
                 "flagged": dict(meta.hygiene),
                 "iv_status": enriched.frame["iv_status"].value_counts().to_dict(),

@@ -229,21 +229,24 @@ def _check(res, args: list[str]) -> None:
 
 
 def _drive(tmp_path: Path, inputs: list[Path], make_args: Callable[[Path, Path], list[str]]) -> dict[int, int]:
-    """Run the command on every input; the output folder of each run is ``tmp_path/out``, checked to be the
-    only place anything is written (the inputs' folder and the working directory stay as they were)."""
+    """Run the command on every input from an empty working directory; the output folder of each run is
+    ``tmp_path/out``, checked to be the only place anything is written (the inputs' folder and the working
+    directory stay as they were)."""
     out = tmp_path / "out"
-    watched = [inputs[0].parent, Path.cwd()]
-    before = {w: _files(w) if w != Path.cwd() else set(w.iterdir()) for w in watched}
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    before = _files(inputs[0].parent)
     codes: dict[int, int] = {}
-    for path in inputs:  # warnings are errors here (pytest's filter): a numpy warning fails the run
-        args = make_args(path, out)
-        res = run_cli(*args)
-        _check(res, args)
-        codes[res.exit_code] = codes.get(res.exit_code, 0) + 1
-    for w in watched:
-        now = _files(w) if w != Path.cwd() else set(w.iterdir())
-        assert now == before[w], sorted(map(str, now ^ before[w]))[:5]
-    stray = [p for p in _files(tmp_path) if out not in p.parents]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(cwd)
+        for path in inputs:  # warnings are errors here (pytest's filter): a numpy warning fails the run
+            args = make_args(path, out)
+            res = run_cli(*args)
+            _check(res, args)
+            codes[res.exit_code] = codes.get(res.exit_code, 0) + 1
+    assert _files(inputs[0].parent) == before
+    assert not list(cwd.iterdir()), list(cwd.iterdir())[:5]
+    stray = [p for p in _files(tmp_path) if out not in p.parents and cwd not in p.parents]
     assert not stray, stray[:5]
     leftovers = [p for p in _files(out) if p.name.startswith(".") and not p.name == ".volsurf.lock"] if out.exists() else []
     assert not leftovers, leftovers[:5]

@@ -122,6 +122,7 @@ def test_output_path_under_a_file_or_missing(tmp_path: Path, where: str, option:
     if where == "under_a_file":
         line = one_error_line(res)
         assert "taken" in line
+        assert res.stdout == ""  # checked before any work: no table printed, then an error
     else:  # a missing folder is made
         assert res.exit_code == 0, res.stderr
         assert target.exists()

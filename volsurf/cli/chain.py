@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from volsurf.cli.common import as_of_option, emit, format_option, output_option
+from volsurf.cli.common import as_of_option, checked_output_file, emit, format_option, output_option
 
 
 @click.command("inspect")
@@ -31,7 +31,8 @@ def inspect_cmd(file: str, fmt: str, output: str | None, as_of: str | None) -> N
 
 @click.command("normalize")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Canonical CSV to write.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Canonical CSV to write.",
+              callback=checked_output_file)
 @format_option()
 @as_of_option()
 def normalize_cmd(file: str, output: str, fmt: str, as_of: str | None) -> None:

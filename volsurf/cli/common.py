@@ -22,9 +22,30 @@ def format_option(default: str = "table") -> Callable:
     )
 
 
+def checked_output_file(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """``-o FILE`` checked before any work: its folder made or a one-line error (nothing computed in vain)."""
+    if value is None or value == "-" or ctx.resilient_parsing:
+        return value
+    from volsurf._paths import output_file
+
+    output_file(value)
+    return value
+
+
+def checked_plot_dir(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """``--plot DIR`` checked before any work: made, or a one-line error why it cannot be."""
+    if value is None or ctx.resilient_parsing:
+        return value
+    from volsurf._paths import output_dir
+
+    output_dir(value, "plot folder")
+    return value
+
+
 def output_option(help_text: str = "Write to this file instead of stdout.") -> Callable:
-    """``-o/--output PATH``."""
-    return click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help=help_text)
+    """``-o/--output PATH`` (its folder is checked, and made, before the command runs)."""
+    return click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help=help_text,
+                        callback=checked_output_file)
 
 
 def as_of_option() -> Callable:
@@ -40,9 +61,10 @@ def as_of_option() -> Callable:
 
 
 def plot_dir_option() -> Callable:
-    """``--plot DIR``: write charts as PNG into DIR."""
+    """``--plot DIR``: write charts as PNG into DIR (made, or refused with one line, before the command runs)."""
     return click.option(
-        "--plot", "plot_dir", type=click.Path(file_okay=False), default=None, help="Write charts (PNG) into DIR."
+        "--plot", "plot_dir", type=click.Path(file_okay=False), default=None, help="Write charts (PNG) into DIR.",
+        callback=checked_plot_dir,
     )
 
 

@@ -259,3 +259,21 @@ def test_files_with_many_quote_times_give_one_snapshot_each(tmp_path: Path) -> N
     assert m["rr25_30d"].isna().all() and m["spot"].notna().all() and (m["contracts"] > 0).all()
     assert all(any("no fitted surface" in n for n in notes) for notes in m["notes"])
     assert ingest(files, url, jobs=1, progress=False).count("present") == 2  # two files, already stored
+
+
+def test_fsspec_store(spy_store: str) -> None:
+    """A store at an fsspec URL (the in-memory filesystem stands in for an object store): written straight to
+    its keys, read back by track --store and SQL like a local one."""
+    import uuid
+
+    from volsurf.history.sql import query
+    from volsurf.history.stored import stored_series
+
+    url = f"memory://volsurf-test-{uuid.uuid4().hex}/store"
+    res = ingest([str(p) for p in SPY_FILES], url, jobs=1, progress=False)
+    assert res.count("added") == 2
+    assert ingest([str(SPY_FILES[0])], url, jobs=1, progress=False).count("present") == 1
+    pd.testing.assert_frame_equal(stored_series(url, window=5, min_history=2).series,
+                                  stored_series(spy_store, window=5, min_history=2).series, check_exact=True)
+    n = query(url, "SELECT count(*) AS n FROM contracts")["n"].iloc[0]
+    assert n == query(spy_store, "SELECT count(*) AS n FROM contracts")["n"].iloc[0]

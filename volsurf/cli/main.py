@@ -70,6 +70,10 @@ def cli() -> None:
     """
 
 
+#: Commands whose warnings are printed at once (they run for hours): the others print theirs at the end.
+LIVE_WARNING_COMMANDS = frozenset({"fetch"})
+
+
 def _runtime_warnings_are_errors() -> bool:
     """Whether the warning filters in force escalate RuntimeWarning to an error (``-W error``, pytest)."""
     import warnings
@@ -107,10 +111,17 @@ def main(argv: list[str] | None = None) -> None:
 
     # Warnings are held back until the command ends: printed after a success, dropped after a failure or an
     # interrupt, whose one line then stands alone (the error's hint says what to fix).
+    # Commands that run on a schedule for hours print them as they come.
     pending: list[str] = []
+    args = list(sys.argv[1:] if argv is None else argv)
+    live = next((a for a in args if not a.startswith("-")), None) in LIVE_WARNING_COMMANDS
 
     def _show(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
-        pending.append(f"warning: {clip(str(message), 400)}")
+        line = f"warning: {clip(str(message), 400)}"
+        if live:
+            click.echo(line, err=True)
+        else:
+            pending.append(line)
 
     warnings.showwarning = _show
     warnings.simplefilter("default", VolsurfWarning)

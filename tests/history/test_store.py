@@ -277,3 +277,22 @@ def test_fsspec_store(spy_store: str) -> None:
                                   stored_series(spy_store, window=5, min_history=2).series, check_exact=True)
     n = query(url, "SELECT count(*) AS n FROM contracts")["n"].iloc[0]
     assert n == query(spy_store, "SELECT count(*) AS n FROM contracts")["n"].iloc[0]
+
+
+def test_track_store_equals_track_on_real_history(tmp_path: Path) -> None:
+    """Three real SPY sessions (shared data) with expiries in common: the like-for-like demand changes and the
+    whole series are the same from the store as from refitting the files."""
+    from conftest import REAL, require_shared
+
+    from volsurf.history.stored import stored_series
+    from volsurf.history.track import track
+
+    require_shared()
+    base = REAL / "cboe_ralph-e-boy_gamma-chart"
+    files = [str(base / d / "quotedata.csv") for d in ("2025-05-01_1649", "2025-05-06_1814", "2025-05-08_1657")]
+    url = str(tmp_path / "real.store")
+    assert ingest(files, url, jobs=1, progress=False).count("added") == 3
+    a = track(files, surface="fitted", window=5, min_history=2).series
+    b = stored_series(url, window=5, min_history=2).series
+    assert a["d_otm_put_oi_share"].iloc[1:].notna().all()
+    pd.testing.assert_frame_equal(a, b, check_exact=True)

@@ -146,6 +146,10 @@ def stored_series(
         df = df.loc[~superseded].reset_index(drop=True)
     cols = [c for c in record_columns(store) if c in df.columns]
     series = df[cols].copy()
+    for c in cols:
+        # a text column with no value at all is a column of None in track's frame (pandas infers object)
+        if series[c].dtype != object and pd.api.types.is_string_dtype(series[c].dtype) and series[c].isna().all():
+            series[c] = pd.Series([None] * len(series), index=series.index, dtype=object)
     for m in BASELINE_METRICS:
         if m not in series.columns:
             continue

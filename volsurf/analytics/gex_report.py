@@ -337,6 +337,10 @@ def _oi_unavailable(c: _Contracts) -> str | None:
     if np.any(c.oi > 0):
         return None
     if not np.any(np.isfinite(oi_raw)):
+        flags = c.frame["flags"].astype(str) if "flags" in c.frame else None
+        if flags is not None and flags.str.contains("bad_oi", regex=False).any():
+            return ("no usable open interest: every value was set aside by the bad_oi hygiene rule (negative, "
+                    "non-finite or implausibly large): dealer positions unknown")
         return "the file has no open interest (e.g. OptionsDX exports carry none): dealer positions unknown"
     return "no contract has a positive open interest: dealer positions unknown"
 

@@ -25,6 +25,7 @@ def _readable(h: dict[str, Any]) -> dict[str, Any]:
         "call / put wall": f"{f(h['call_wall'], '{:,.0f}')} / {f(h['put_wall'], '{:,.0f}')}",
         "ATM IV 30d": f(None if h["atm_iv_30d"] is None else h["atm_iv_30d"] * 100, "{:.2f}%"),
         "variance index 30d": f(h["variance_index_30d"], "{:.2f}"),
+        "SKEW index 30d": f(h.get("skew_index_30d"), "{:.1f}"),
         "25d RR 30d": f(None if h["rr25_30d"] is None else h["rr25_30d"] * 100, "{:+.2f} vol pts"),
         "25d RR change": f(None if h["rr25_30d_change"] is None else h["rr25_30d_change"] * 100, "{:+.2f} vol pts"),
         "OTM put OI share": f(None if h["otm_put_oi_share"] is None else h["otm_put_oi_share"] * 100, "{:.1f}%"),

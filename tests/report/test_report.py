@@ -183,3 +183,11 @@ def test_report_on_the_older_cboe_payload_lists_what_it_cannot_compute(tmp_path:
     assert "feed's own IVs" in summary["assumptions"]["gex_ivs"]
     page = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
     assert "Signals absent" in page and "no per-option bid/ask" in page
+
+
+def test_flip_distance_is_from_the_spot_the_gex_profile_uses(spx_report: Path):
+    """The demo chain's Last is stale: GEX centres on the parity-implied spot, and so does the flip distance."""
+    s = json.loads((spx_report / "summary.json").read_text(encoding="utf-8"))
+    h, g = s["headline"], s["gex"]
+    assert g["spot_source"].startswith("implied") and g["spot"] != h["spot"]
+    assert h["gamma_flip_distance_pct"] == pytest.approx((h["gamma_flip"] / g["spot"] - 1) * 100, rel=1e-12)

@@ -89,7 +89,8 @@ def snapshot_headline(*, meta: Any, implied_spot: float, metrics: Any, gex: Mapp
         "regime": None if net is None else ("positive_gamma" if net > 0 else "negative_gamma"),
         "regime_robust": gex.get("regime_robust"),
         "gamma_flip": flip,
-        "gamma_flip_distance_pct": None if flip is None else (flip / spot - 1) * 100,
+        # from the spot the GEX profile is centred on (the parity-implied spot when the file's Last is stale)
+        "gamma_flip_distance_pct": None if flip is None else (flip / (_num(gex.get("spot")) or spot) - 1) * 100,
         "gamma_flip_range": gex.get("gamma_flip_range"),
         "call_wall": gex.get("call_wall"),
         "put_wall": gex.get("put_wall"),

@@ -21,7 +21,7 @@ def _readable(h: dict[str, Any]) -> dict[str, Any]:
         "spot": f(h["spot"], "{:,.2f}"),
         "net GEX": f(None if h["net_gex"] is None else h["net_gex"] / 1e9, "${:,.2f}bn per 1% move"),
         "regime": f"{h['regime']} (robust: {h['regime_robust']})",
-        "gamma flip": f(h["gamma_flip"], "{:,.2f}") + f(h["gamma_flip_distance_pct"], " ({:+.2f}% from spot)"),
+        "gamma flip": f(h["gamma_flip"], "{:,.2f}") + f(h["gamma_flip_distance_pct"], " ({:+.2f}% from the spot GEX uses)"),
         "call / put wall": f"{f(h['call_wall'], '{:,.0f}')} / {f(h['put_wall'], '{:,.0f}')}",
         "ATM IV 30d": f(None if h["atm_iv_30d"] is None else h["atm_iv_30d"] * 100, "{:.2f}%"),
         "variance index 30d": f(h["variance_index_30d"], "{:.2f}"),

@@ -106,7 +106,7 @@ def render_html(summary: dict[str, Any], charts: dict[str, Path]) -> str:
               + ("" if h.get("regime_robust") is None else f"; robust: {_fmt(h.get('regime_robust'))}"),
               "pos" if regime == "positive_gamma" else "neg"),
         _card("Gamma flip", _fmt(h["gamma_flip"]),
-              (f"{h['gamma_flip_distance_pct']:+.2f}% from spot; range {_fmt((h.get('gamma_flip_range') or [None])[0])}"
+              (f"{h['gamma_flip_distance_pct']:+.2f}% from the GEX spot; range {_fmt((h.get('gamma_flip_range') or [None])[0])}"
                f"-{_fmt((h.get('gamma_flip_range') or [None, None])[-1])}") if h["gamma_flip"] is not None
               else html.escape(absent.get("gamma_flip", ""))),
         _card("Call / put wall", f"{_fmt(h['call_wall'], digits=0)} / {_fmt(h['put_wall'], digits=0)}", "strikes with the largest call / put GEX"),

@@ -42,6 +42,7 @@ from volsurf.analytics.variance_index import (
     chain_term,
     minutes_to_settlement,
     strip_widths,
+    term_entry,
     variance_index_from_chain,
 )
 from volsurf.errors import DataError, ParameterError
@@ -267,26 +268,8 @@ class SkewIndexResult:
             "valuation_time": None if self.valuation_time is None else self.valuation_time.isoformat(),
             "candidates": [list(c) for c in self.candidates],
         }
-        for name, term, choice, minutes, weight in (
-            ("near", self.near, self.near_choice, self.near_minutes, self.weight_near),
-            ("next", self.next, self.next_choice, self.next_minutes, self.weight_next),
-        ):
-            if term is None:
-                out[name] = None
-                continue
-            d = term.to_dict()
-            d.update({"minutes": minutes, "weight": weight})
-            if choice is not None:
-                d.update(
-                    {
-                        "root": choice.root,
-                        "expiry": choice.expiry.isoformat(),
-                        "expiry_date": choice.expiry_date,
-                        "settlement": choice.settlement,
-                        "rate_source": choice.rate_source,
-                    }
-                )
-            out[name] = d
+        out["near"] = term_entry(self.near, self.near_choice, self.near_minutes, self.weight_near)
+        out["next"] = term_entry(self.next, self.next_choice, self.next_minutes, self.weight_next)
         return out
 
 

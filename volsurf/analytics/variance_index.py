@@ -211,26 +211,22 @@ class VarianceIndexResult:
             "valuation_time": None if self.valuation_time is None else self.valuation_time.isoformat(),
             "candidates": [list(c) for c in self.candidates],
         }
-        for name, term, choice, minutes, weight in (
-            ("near", self.near, self.near_choice, self.near_minutes, self.weight_near),
-            ("next", self.next, self.next_choice, self.next_minutes, self.weight_next),
-        ):
-            if term is None:
-                out[name] = None
-                continue
-            d = term.to_dict()
-            d.update({"minutes": minutes, "weight": weight})
-            if choice is not None:
-                d.update(
-                    {
-                        "root": choice.root,
-                        "expiry": choice.expiry.isoformat(),
-                        "settlement": choice.settlement,
-                        "rate_source": choice.rate_source,
-                    }
-                )
-            out[name] = d
+        out["near"] = term_entry(self.near, self.near_choice, self.near_minutes, self.weight_near)
+        out["next"] = term_entry(self.next, self.next_choice, self.next_minutes, self.weight_next)
         return out
+
+
+def term_entry(term: Any, choice: TermChoice | None, minutes: float, weight: float) -> dict[str, Any] | None:
+    """One term of a 30-day index as JSON: the term's own figures, its minutes and weight, and the expiry
+    it comes from (shared by the variance index and the SKEW index)."""
+    if term is None:
+        return None
+    d: dict[str, Any] = term.to_dict()
+    d.update({"minutes": minutes, "weight": weight})
+    if choice is not None:
+        d.update({"root": choice.root, "expiry": choice.expiry.isoformat(), "expiry_date": choice.expiry_date,
+                  "settlement": choice.settlement, "rate_source": choice.rate_source})
+    return d
 
 
 def _unavailable(reason: str, **kwargs: Any) -> VarianceIndexResult:

@@ -38,8 +38,6 @@ from dataclasses import asdict, dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-from scipy.interpolate import PchipInterpolator
-from scipy.special import ndtri
 
 from volsurf._typing import ArrayLike
 from volsurf.errors import DataError, ParameterError
@@ -157,6 +155,8 @@ def strikes_for_deltas(smile: Smile, deltas: Sequence[float] | np.ndarray, atm_i
     d = np.atleast_1d(np.asarray(deltas, dtype=float))
     if np.any((d <= -1) | (d >= 1) | (d == 0)):
         raise ParameterError("deltas must lie in (-1, 0) for puts or (0, 1) for calls", hint="e.g. 0.25 or -0.25")
+    from scipy.special import ndtri  # scipy is imported where it is used: readers of stored metrics skip it
+
     target = ndtri(np.where(d > 0, d, 1.0 + d))
     t = smile.t
     if atm_iv is None:
@@ -426,6 +426,8 @@ class NodeSmileSurface:
 
     @staticmethod
     def _make(ks: np.ndarray, vs: np.ndarray, flat: bool) -> Callable[[np.ndarray], np.ndarray]:
+        from scipy.interpolate import PchipInterpolator
+
         p = PchipInterpolator(ks, vs, extrapolate=False)
 
         def f(k: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, cast
 
 import numpy as np
@@ -108,15 +108,7 @@ class WingDiagnostics:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields."""
-        return {
-            "put_count": self.put_count,
-            "depth_sd": self.depth_sd,
-            "tail_share": self.tail_share,
-            "non_monotone": self.non_monotone,
-            "bids_beyond_cut": self.bids_beyond_cut,
-            "thin": self.thin,
-            "stale": self.stale,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True, eq=False)

@@ -55,6 +55,7 @@ import numpy as np
 import pandas as pd
 
 from volsurf.errors import DataError, FormatError, ParameterError
+from volsurf.flag import Flag
 
 __all__ = [
     "DEFAULT_EQUITY_ALLOCATION",
@@ -65,7 +66,6 @@ __all__ = [
     "DEFAULT_VOL_WINDOW",
     "RULES",
     "SCENARIO_MOVES",
-    "CtaAlignmentFlag",
     "CtaParams",
     "CtaResult",
     "LookbackState",
@@ -632,29 +632,6 @@ def cta_positioning(
 DEFAULT_MIN_ALIGNED_FLOW_USD = 1e9
 
 
-@dataclass(frozen=True)
-class CtaAlignmentFlag:
-    """Same fields, order and ``to_dict`` as :class:`volsurf.signals.flags.Flag` (so
-    ``Flag(**dataclasses.asdict(x))`` converts it; flows cannot import signals)."""
-
-    name: str
-    triggered: bool
-    strength: float | None
-    evidence: dict[str, Any]
-    description: str
-    evaluated: bool = True
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "triggered": self.triggered,
-            "strength": self.strength,
-            "evaluated": self.evaluated,
-            "description": self.description,
-            "evidence": dict(self.evidence),
-        }
-
-
 def _direction(x: float) -> str:
     return "buy equities" if x > 0 else "sell equities" if x < 0 else "none"
 
@@ -664,7 +641,7 @@ def cta_alignment_flag(
     cta: CtaResult | None,
     scenario: str = "flat",
     min_flow_usd: float = DEFAULT_MIN_ALIGNED_FLOW_USD,
-) -> CtaAlignmentFlag:
+) -> Flag:
     """Flag when the rebalancing trade and the CTA scenario flow both sell (or both buy) equities.
 
     Parameters
@@ -682,7 +659,7 @@ def cta_alignment_flag(
 
     Returns
     -------
-    CtaAlignmentFlag
+    Flag
         ``triggered`` when the signs agree and ``min(|rebalance|, |cta|) >= min_flow_usd``; ``strength`` =
         ``min(|rebalance|, |cta|) / min_flow_usd`` when the signs agree, else 0.0; not evaluated (strength
         None) without both inputs. ``evidence`` holds both sizes and directions and every scenario's flow
@@ -694,8 +671,8 @@ def cta_alignment_flag(
         f"way (both sell or both buy equities), each at least ${min_flow_usd / 1e9:g}bn: the moves can extend"
     )
 
-    def not_evaluated(reason: str, **ev: Any) -> CtaAlignmentFlag:
-        return CtaAlignmentFlag(name, False, None, {"reason": reason, **ev}, desc, evaluated=False)
+    def not_evaluated(reason: str, **ev: Any) -> Flag:
+        return Flag(name, False, None, {"reason": reason, **ev}, desc, evaluated=False)
 
     if rebalance is None:
         return not_evaluated("no rebalancing estimate (give equity/bond returns or price files)")
@@ -732,4 +709,4 @@ def cta_alignment_flag(
     }
     if cta.adv_usd is not None:
         evidence["cta_flow_share_of_adv"] = flow / cta.adv_usd
-    return CtaAlignmentFlag(name, bool(aligned and strength >= 1.0), float(strength), evidence, desc)
+    return Flag(name, bool(aligned and strength >= 1.0), float(strength), evidence, desc)

@@ -177,9 +177,8 @@ def evaluate(
     With a trend-follower model result ``cta`` the list also holds ``cta_rebalance_alignment``
     (:func:`volsurf.flows.cta.cta_alignment_flag`: the rebalancing trade and the CTA flow point the same way).
     """
-    import dataclasses
 
-    from volsurf.signals.flags import Flag, evaluate_flags
+    from volsurf.signals.flags import evaluate_flags
 
     flags = evaluate_flags(
         current.record(),
@@ -196,7 +195,7 @@ def evaluate(
 
         reb = (rebalance_flow({"equity": equity_ytd, "bond": bond_ytd})
                if equity_ytd is not None and bond_ytd is not None else None)
-        flags.append(Flag(**dataclasses.asdict(cta_alignment_flag(reb, cta))))
+        flags.append(cta_alignment_flag(reb, cta))
     return flags
 
 

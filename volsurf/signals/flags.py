@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from volsurf.errors import ParameterError
+from volsurf.flag import Flag
 from volsurf.signals.calibration import MIN_HISTORY, calibrate_records
 
 # +1: a rise steepens the put skew / raises put demand; -1: a fall does (risk reversal, slope).
@@ -225,44 +226,6 @@ class FlagThresholds:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class Flag:
-    """One evaluated rule.
-
-    Attributes
-    ----------
-    name : str
-        Rule name.
-    triggered : bool
-        The rule's condition holds.
-    strength : float or None
-        Score / threshold (>= 1 when triggered); None when not evaluated.
-    evidence : dict
-        The numbers behind the verdict (and ``reason`` when not evaluated).
-    description : str
-        The rule in words.
-    evaluated : bool
-        False when inputs were missing (e.g. no previous snapshot).
-    """
-
-    name: str
-    triggered: bool
-    strength: float | None
-    evidence: dict[str, Any]
-    description: str
-    evaluated: bool = True
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "triggered": self.triggered,
-            "strength": self.strength,
-            "evaluated": self.evaluated,
-            "description": self.description,
-            "evidence": dict(self.evidence),
-        }
 
 
 def _not_evaluated(name: str, description: str, reason: str, **evidence: Any) -> Flag:

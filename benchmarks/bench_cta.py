@@ -7,25 +7,16 @@ over the whole history and (c) ``index_divergence`` of SPY against the NASDAQ-10
 
 from __future__ import annotations
 
-import statistics
 import sys
-import time
 from pathlib import Path
+
+from _timing import best_and_median as _time  # benchmarks/ is the script's folder
 
 ROOT = Path(__file__).resolve().parents[1]
 SERIES = ROOT.parent / "shared" / "real_series"
 DEFAULT = SERIES / "spy_daily_1993_2024.csv"
 NDX = SERIES / "ndx_vix_rates_daily_2000_2026.csv"
 LIMIT_S = 0.5
-
-
-def _time(fn, repeat: int) -> tuple[float, float]:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), statistics.median(times)
 
 
 def main(argv: list[str]) -> int:

@@ -8,25 +8,15 @@ Run: ``.venv/bin/python benchmarks/bench_gex.py [FILE]``. Prints the best and me
 
 from __future__ import annotations
 
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+from _timing import best_and_median as _time  # benchmarks/ is the script's folder
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT.parent / "shared" / "real_chains" / "cboe_GallegoToscano_svi-volatility-surface" / "spx_quotedata_20260803.csv"
 LIMIT_S = 1.0
-
-
-def _time(fn, repeat: int) -> tuple[float, float]:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), statistics.median(times)
 
 
 def main(argv: list[str]) -> int:

@@ -397,13 +397,20 @@ def find_gamma_flip(
 # --------------------------------------------------------------------------------------------------------
 
 
-def by_strike(strike: ArrayLike, is_call: ArrayLike, gex: ArrayLike) -> pd.DataFrame:
-    """Call, put and net GEX (USD per 1%) summed per strike (all roots and expiries together), ascending."""
+def strike_totals(strike: ArrayLike, is_call: ArrayLike, gex: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct strikes (ascending) and the call and put GEX (USD per 1%) summed per strike, all roots and
+    expiries together."""
     call = np.asarray(is_call, dtype=bool)
     g = np.nan_to_num(np.asarray(gex, dtype=float))
     strikes, inv = np.unique(np.asarray(strike, dtype=float), return_inverse=True)
     call_gex = np.bincount(inv, weights=np.where(call, g, 0.0), minlength=strikes.size)
     put_gex = np.bincount(inv, weights=np.where(call, 0.0, g), minlength=strikes.size)
+    return strikes, call_gex, put_gex
+
+
+def by_strike(strike: ArrayLike, is_call: ArrayLike, gex: ArrayLike) -> pd.DataFrame:
+    """Call, put and net GEX (USD per 1%) summed per strike (all roots and expiries together), ascending."""
+    strikes, call_gex, put_gex = strike_totals(strike, is_call, gex)
     return pd.DataFrame({"strike": strikes, "call_gex": call_gex, "put_gex": put_gex, "net_gex": call_gex + put_gex})
 
 
@@ -423,18 +430,27 @@ class Walls:
     largest_abs_gex: float | None = None
 
 
-def find_walls(table: pd.DataFrame) -> Walls:
-    """Walls from a :func:`by_strike` table."""
+def walls_from_totals(strikes: np.ndarray, call_gex: np.ndarray, put_gex: np.ndarray) -> Walls:
+    """Walls from per-strike call and put GEX (:func:`strike_totals`); the net is their sum."""
 
-    def pick(col: str) -> tuple[float | None, float | None]:
-        vals = table[col].to_numpy(dtype=float)
+    def pick(vals: np.ndarray) -> tuple[float | None, float | None]:
         if vals.size == 0 or not np.any(vals != 0):
             return None, None
         j = int(np.argmax(np.abs(vals)))
-        return float(table["strike"].iloc[j]), float(vals[j])
+        return float(strikes[j]), float(vals[j])
 
-    (cw, cg), (pw, pg), (aw, ag) = pick("call_gex"), pick("put_gex"), pick("net_gex")
+    (cw, cg), (pw, pg), (aw, ag) = pick(call_gex), pick(put_gex), pick(call_gex + put_gex)
     return Walls(cw, pw, aw, cg, pg, ag)
+
+
+def find_walls(table: pd.DataFrame) -> Walls:
+    """Walls from a :func:`by_strike` table."""
+    return walls_from_totals(*(table[c].to_numpy(dtype=float) for c in ("strike", "call_gex", "put_gex")))
+
+
+def strike_walls(strike: ArrayLike, is_call: ArrayLike, gex: ArrayLike) -> Walls:
+    """Walls of per-contract GEX (``find_walls(by_strike(...))`` without the table)."""
+    return walls_from_totals(*strike_totals(strike, is_call, gex))
 
 
 def expiry_buckets(expiry_dates: Any, trade_date: dt.date) -> np.ndarray:
@@ -443,28 +459,20 @@ def expiry_buckets(expiry_dates: Any, trade_date: dt.date) -> np.ndarray:
     Precedence: 0dte > this_week > quarterly > monthly > longer. Quarter-ends and monthly dates come from the
     NYSE calendar (last session of Mar/Jun/Sep/Dec; third Friday or the session before a holiday Friday).
     """
-    dates = pd.to_datetime(pd.Series(np.asarray(expiry_dates)).astype(str))
-    uniq = pd.unique(dates)
-    trade = pd.Timestamp(trade_date)
-    friday = trade + pd.Timedelta(days=(4 - trade.weekday()) % 7)
-    from volsurf.market.calendar import last_trading_day_of_quarter, monthly_expiry
+    from volsurf.market.calendar import monthly_expiry, period_end_sessions
 
-    labels: dict[pd.Timestamp, str] = {}
-    # Loop over distinct expiry dates (a few dozen), not over options.
-    for d in uniq:
-        d = pd.Timestamp(d)
-        if d == trade:
-            lab = "0dte"
-        elif trade < d <= friday:
-            lab = "this_week"
-        elif d.month % 3 == 0 and d.date() == last_trading_day_of_quarter(d.date()):
-            lab = "quarterly"
-        elif d.date() == monthly_expiry(d.year, d.month):
-            lab = "monthly"
-        else:
-            lab = "longer"
-        labels[d] = lab
-    return dates.map(labels).to_numpy(dtype=object)
+    codes, uniq = pd.factorize(np.asarray(expiry_dates).astype(str))
+    days = pd.to_datetime(pd.Index(uniq)).to_numpy().astype("datetime64[D]")
+    trade = np.datetime64(trade_date, "D")
+    friday = trade + (4 - pd.Timestamp(trade_date).weekday()) % 7
+    months = days.astype("datetime64[M]").astype(np.int64)  # months since 1970-01 (a quarter start)
+    quarterly = (months % 3 == 2) & (days == period_end_sessions(days, "quarter"))
+    # a few dozen distinct expiry months: the monthly date of each, from the calendar
+    monthly_of = {m: np.datetime64(monthly_expiry(1970 + int(m) // 12, int(m) % 12 + 1), "D") for m in set(months)}
+    monthly = days == np.array([monthly_of[m] for m in months], dtype="datetime64[D]")
+    labels = np.select([days == trade, (days > trade) & (days <= friday), quarterly, monthly],
+                       ["0dte", "this_week", "quarterly", "monthly"], "longer").astype(object)
+    return labels[codes]
 
 
 def parse_expiry_selection(text: str | Sequence[str] | None) -> tuple[str, ...]:

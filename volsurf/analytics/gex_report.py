@@ -42,7 +42,10 @@ from volsurf.analytics.gex import (
     parse_expiry_selection,
     spot_greeks,
     spot_grid,
+    strike_totals,
+    strike_walls,
     vanna_exposure,
+    walls_from_totals,
 )
 from volsurf.errors import DataError, ParameterError
 from volsurf.units import MINUTES_PER_YEAR, NY
@@ -232,12 +235,18 @@ def fill_from_pair(frame: pd.DataFrame, iv: np.ndarray) -> tuple[np.ndarray, np.
     source = np.where(ok, "own", "none").astype(object)
     if ok.all() or "type" not in frame.columns or not keys:
         return iv, source
-    key_df = frame[keys].reset_index(drop=True)
-    is_call = (frame["type"].astype(str).str.lower() == "call").to_numpy()
-    own = key_df.assign(_call=is_call, _iv=np.where(ok, iv, np.nan))
-    # The pair of a row is the row with the same keys and the other type.
-    other = own.assign(_call=~own["_call"]).drop(columns="_iv")
-    pair_iv = other.merge(own.drop_duplicates([*keys, "_call"]), on=[*keys, "_call"], how="left")["_iv"].to_numpy()
+    is_call = (frame["type"].astype(str).str.lower() == "call").to_numpy(bool)
+    code = np.zeros(len(frame), dtype=np.int64)
+    for c in keys:  # one integer per (root, expiry, strike); a missing key value is a value of its own
+        codes, uniq = pd.factorize(frame[c], use_na_sentinel=False)
+        code = code * (len(uniq) + 1) + codes
+    # The pair of a row is the first row with the same keys and the other type.
+    own_key = 2 * code + is_call
+    uniq_key, first = np.unique(own_key, return_index=True)
+    pair_key = 2 * code + ~is_call
+    pos = np.minimum(np.searchsorted(uniq_key, pair_key), uniq_key.size - 1)
+    own_iv = np.where(ok, iv, np.nan)
+    pair_iv = np.where(uniq_key[pos] == pair_key, own_iv[first[pos]], np.nan)
     use = ~ok & np.isfinite(pair_iv)
     source[use] = "pair"
     return np.where(use, pair_iv, iv), source
@@ -439,7 +448,7 @@ def _tables(c: _Contracts, x: _Exposures, selected: tuple[str, ...]
     strike, is_call, buckets, gex = c.strike, c.is_call, c.buckets, x.gex
     table = by_strike(strike, is_call, gex)
     walls = find_walls(table)
-    walls_by_bucket = {b: find_walls(by_strike(strike[buckets == b], is_call[buckets == b], gex[buckets == b]))
+    walls_by_bucket = {b: strike_walls(strike[buckets == b], is_call[buckets == b], gex[buckets == b])
                        for b in selected if np.any(buckets == b)}
     bucket_rows = []
     for b in selected:
@@ -671,15 +680,15 @@ def _robustness(spot: float, grid: np.ndarray, fwd: np.ndarray, strike: np.ndarr
             prof = model.evaluate(grid)
             g_spot = spot_greeks(spot, fwd, strike, tt, sig, is_call, disc).gamma
             unsigned = gamma_exposure(g_spot, size, spot, 1.0, 1.0)
+            # per-strike sums of the unsigned exposure; the signs are +-1, so each assumption's sums are exact
+            strikes, call_u, put_u = strike_totals(strike, is_call, unsigned)
             for a in ASSUMPTIONS.values():
                 combo = np.array([a.call_sign, a.put_sign])
                 values = prof @ combo
                 gex = unsigned * a.signs(is_call)
                 fr = find_gamma_flip(functools.partial(_profile_value, model, combo), grid, values, spot)
-                out.append(
-                    Scenario(a.name, vname, tname, float(gex.sum()), fr.flip, fr.crossings,
-                             find_walls(by_strike(strike, is_call, gex)))
-                )
+                walls = walls_from_totals(strikes, a.call_sign * call_u, a.put_sign * put_u)
+                out.append(Scenario(a.name, vname, tname, float(gex.sum()), fr.flip, fr.crossings, walls))
     return out
 
 

@@ -255,26 +255,26 @@ class SnapshotMetrics:
         }
 
 
-def _variance_index(snapshot: Snapshot) -> dict[str, Any]:
+def _indices(snapshot: Snapshot) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The variance index and the SKEW index of the snapshot (as JSON dicts); the SKEW index reuses the variance
+    index's two terms."""
+    from volsurf.analytics.skew_index import skew_index_from_chain
     from volsurf.analytics.variance_index import variance_index_from_chain
 
     roots = sorted(set(snapshot.frame["root"].astype(str).unique()))
+    val = snapshot.meta.valuation_time
     try:
-        res = variance_index_from_chain(snapshot.frame, snapshot.meta.valuation_time, roots=roots)
+        vr = variance_index_from_chain(snapshot.frame, val, roots=roots)
     except VolsurfError as exc:
-        return {"available": False, "index": None, "reason": exc.one_line()}
-    return res.to_dict()
-
-
-def _skew_index(snapshot: Snapshot) -> dict[str, Any]:
-    from volsurf.analytics.skew_index import skew_index_from_chain
-
-    roots = sorted(set(snapshot.frame["root"].astype(str).unique()))
+        vix: dict[str, Any] = {"available": False, "index": None, "reason": exc.one_line()}
+        vr = None
+    else:
+        vix = vr.to_dict()
     try:
-        res = skew_index_from_chain(snapshot.frame, snapshot.meta.valuation_time, roots=roots)
+        skew = skew_index_from_chain(snapshot.frame, val, roots=roots, variance=vr).to_dict()
     except VolsurfError as exc:
-        return {"available": False, "index": None, "reason": exc.one_line(), "warnings": []}
-    return res.to_dict()
+        skew = {"available": False, "index": None, "reason": exc.one_line(), "warnings": []}
+    return vix, skew
 
 
 def _calendar(trade_date: Any) -> dict[str, Any]:
@@ -353,13 +353,14 @@ def snapshot_metrics(
     )
     demand = otm_put_demand(ef, spot=snapshot.meta.spot, trade_date=snapshot.meta.trade_date)
     notes.extend(demand.notes)
+    variance_index, skew_index = _indices(snapshot)
     return SnapshotMetrics(
         meta=snapshot.meta.to_dict(),
         trade_date=snapshot.meta.trade_date.isoformat(),
         constant_maturity=cms,
         per_expiry=per_df,
-        variance_index=_variance_index(snapshot),
-        skew_index=_skew_index(snapshot),
+        variance_index=variance_index,
+        skew_index=skew_index,
         demand=demand,
         calendar=_calendar(snapshot.meta.trade_date),
         surface_source=source,

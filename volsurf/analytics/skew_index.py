@@ -37,6 +37,7 @@ from volsurf.analytics.variance_index import (
     RateSpec,
     TermChoice,
     TermVariance,
+    VarianceIndexResult,
     _eligible_expiries,
     _one_per_date,
     chain_term,
@@ -606,6 +607,7 @@ def skew_index_from_chain(
     terms: TermSelection = "vix",
     wing_drop: int = WING_DROP,
     epsilon2: Epsilon2 = "derived",
+    variance: VarianceIndexResult | None = None,
 ) -> SkewIndexResult:
     """The 30-day SKEW-method index of a normalized chain.
 
@@ -633,6 +635,9 @@ def skew_index_from_chain(
         Far puts removed per term for the headline ``sensitivity``.
     epsilon2 : {"derived", "whitepaper"}
         See :func:`k0_corrections`.
+    variance : VarianceIndexResult, optional
+        ``variance_index_from_chain(frame, valuation_time, rate, roots=roots, target_days=target_days)`` when the
+        caller already has it (``terms="vix"`` uses its two terms); computed here otherwise.
 
     Returns
     -------
@@ -647,7 +652,8 @@ def skew_index_from_chain(
         raise ParameterError("valuation_time must be timezone-aware", hint="use Snapshot.meta.valuation_time")
     pairs: list[tuple[TermVariance, TermChoice]]
     if terms == "vix":
-        vr = variance_index_from_chain(frame, val, rate, roots=roots, target_days=target_days)
+        vr = variance if variance is not None else variance_index_from_chain(frame, val, rate, roots=roots,
+                                                                             target_days=target_days)
         if not vr.available:
             return _unavailable(vr.reason, terms=terms, valuation_time=val, candidates=vr.candidates)
         # an available result always carries both terms and their choices

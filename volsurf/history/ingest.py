@@ -209,7 +209,7 @@ def process_snapshot(
         warnings.simplefilter("always")
         enriched = enrich(snapshot)
         try:
-            surface = fit_from_enriched(enriched)
+            surface = fit_from_enriched(enriched, overlap=False)  # one task per core: no second thread
         except DataError as exc:
             surface = None
             notes.append(f"no fitted surface: {exc.one_line()}")

@@ -49,7 +49,10 @@ CURVATURE = np.array([[1.0, 0.0], [0.5, 0.0], [0.25, 0.0], [0.0, 0.0], [-0.5, 0.
 CANDIDATE_BATCH = 16  # candidates checked together (a shorter length is preferred, so most slices stop early)
 U_MAX = 8.0  # log-moneyness: extent of the continuation check grid beyond the seam
 U_CHECK = np.concatenate([[0.0], np.geomspace(1e-5, 0.05, 60), np.linspace(0.05, U_MAX, 320)[1:]])
+COARSE_STEP = 4  # screening pass of the continuation checks: every 4th check point (and the last)
+COARSE_CHECK = np.unique(np.r_[np.arange(0, U_CHECK.size, COARSE_STEP), U_CHECK.size - 1])
 SEAM_SHIFTS = (2, 4, 8, 16, 32, 64)  # cache-grid nodes: inward moves of a seam whose continuation fails
+ATM_NODES = 3  # cache-grid nodes each side of the money always solved (seams of a degenerate region lie within 2)
 BAD_TARGET_FLAGS = frozenset({"durrleman", "negative_variance"})
 _INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
 
@@ -152,8 +155,9 @@ class SliceCurves:
         s = np.clip((x - g[j]) / h, 0.0, 1.0)
         s2, s3 = s * s, s * s * s
         h00, h10, h01, h11 = 2 * s3 - 3 * s2 + 1, s3 - 2 * s2 + s, -2 * s3 + 3 * s2, s3 - s2
-        w0, w1 = self.w_node[rows][:, j], self.w_node[rows][:, j + 1]
-        d0, d1 = self.dw_node[rows][:, j], self.dw_node[rows][:, j + 1]
+        r = rows[:, None]
+        w0, w1 = self.w_node[r, j], self.w_node[r, j + 1]
+        d0, d1 = self.dw_node[r, j], self.dw_node[r, j + 1]
         return h00 * w0 + (h10 * h) * d0 + h01 * w1 + (h11 * h) * d1
 
     @staticmethod
@@ -249,7 +253,16 @@ def _node_data(slices: tuple[SliceFit, ...], grid: np.ndarray) -> tuple[np.ndarr
     dc = bspline_slope(knots, coefs, k)
     t = np.array([s.t for s in slices])[:, None]
     kk = np.broadcast_to(k, c.shape)
-    iv = iv_norm(c.ravel(), kk.ravel(), 1.0).reshape(c.shape) / np.sqrt(t)  # t = 1: w = iv_1^2
+    # Only nodes that a seam or the market region can use are solved (the costly part): the liquid quoted range
+    # and a few nodes around the money (where a degenerate region's seams sit); the rest stay NaN (untrusted).
+    lo_q = np.log(np.array([s.quoted_range[0] for s in slices]))[:, None]
+    hi_q = np.log(np.array([s.quoted_range[1] for s in slices]))[:, None]
+    atm = int(np.argmin(np.abs(grid)))
+    near_atm = np.abs(np.arange(grid.size) - atm) <= ATM_NODES
+    need = ((grid[None, :] >= lo_q) & (grid[None, :] <= hi_q)) | near_atm[None, :]
+    iv1 = np.full(c.shape, np.nan)
+    iv1[need] = iv_norm(c[need], kk[need], 1.0)  # t = 1: w = iv_1^2
+    iv = iv1 / np.sqrt(t)
     w = iv * iv * t
     sw = np.sqrt(w)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -362,14 +375,35 @@ def _choose_side(x0: np.ndarray, w0: np.ndarray, dw0: np.ndarray, ddw0: np.ndarr
     g_min = np.full((x0.size, n_c), -np.inf)
     good = np.zeros((x0.size, n_c), dtype=bool)
     todo = np.flatnonzero(target_ok)
+    sub = COARSE_CHECK
+
+    def checks(rows: np.ndarray, cols: np.ndarray | slice, pts: np.ndarray | slice = slice(None)
+               ) -> tuple[np.ndarray, np.ndarray]:
+        return _candidate_checks(x[rows][:, pts], wt[rows][:, pts], wt_1[rows][:, pts], wt_2[rows][:, pts], d0[rows],
+                                 d1[rows][:, cols], d2[rows][:, cols], lengths[rows][:, cols], direction,
+                                 U_CHECK[pts])
+
     for c0 in range(0, n_c, CANDIDATE_BATCH):  # candidates in order of preference; stop once every slice has one
         if todo.size == 0:
             break
         cs = slice(c0, c0 + CANDIDATE_BATCH)
-        gm, ok = _candidate_checks(x[todo], wt[todo], wt_1[todo], wt_2[todo], d0[todo], d1[todo, cs], d2[todo, cs],
-                                   lengths[todo, cs], direction)
+        # Screen on every COARSE_STEP-th check point: a candidate failing there fails the full check (same values
+        # at those points). Only the survivors are checked in full.
+        gm, ok = checks(todo, cs, sub)
+        pr, pc = np.nonzero(ok)
+        if pr.size:
+            cand = np.arange(n_c)[cs][pc]
+            gm_full, ok_full = _candidate_checks(x[todo[pr]], wt[todo[pr]], wt_1[todo[pr]], wt_2[todo[pr]],
+                                                 d0[todo[pr]], d1[todo[pr], cand][:, None], d2[todo[pr], cand][:, None],
+                                                 lengths[todo[pr], cand][:, None], direction, U_CHECK)
+            gm[pr, pc], ok[pr, pc] = gm_full[:, 0], ok_full[:, 0]
         g_min[todo, cs], good[todo, cs] = gm, ok
         todo = todo[~ok.any(axis=1)]
+    # Slices without a passing candidate take the one with the largest g_min: those need every g_min exactly.
+    redo = np.flatnonzero(target_ok & ~good.any(axis=1))
+    for c0 in range(0, n_c, CANDIDATE_BATCH) if redo.size else ():
+        cs = slice(c0, c0 + CANDIDATE_BATCH)
+        g_min[redo, cs] = checks(redo, cs)[0]
     first_good = np.argmax(good, axis=1)
     best = np.where(good.any(axis=1), first_good, np.argmax(g_min, axis=1))
     r = np.arange(x0.size)
@@ -378,11 +412,11 @@ def _choose_side(x0: np.ndarray, w0: np.ndarray, dw0: np.ndarray, ddw0: np.ndarr
 
 
 def _candidate_checks(x: np.ndarray, wt: np.ndarray, wt_1: np.ndarray, wt_2: np.ndarray, d0: np.ndarray,
-                      d1: np.ndarray, d2: np.ndarray, lengths: np.ndarray, direction: float
-                      ) -> tuple[np.ndarray, np.ndarray]:
+                      d1: np.ndarray, d2: np.ndarray, lengths: np.ndarray, direction: float,
+                      u_check: np.ndarray = U_CHECK) -> tuple[np.ndarray, np.ndarray]:
     """``min g`` and pass/fail (``g >= 0``, ``w > 0``, ``|w'| <= 2``) of candidate continuations on the check grid
-    (slices x candidates)."""
-    u = U_CHECK[None, None, :]
+    ``u_check`` (distances from the seam; ``x``, ``wt``... at those distances), slices x candidates."""
+    u = u_check[None, None, :]
     ln = lengths[:, :, None]
     with np.errstate(over="ignore", under="ignore"):
         e = np.exp(-u / ln)  # (n, c, p)

@@ -254,12 +254,16 @@ def _node_data(slices: tuple[SliceFit, ...], grid: np.ndarray) -> tuple[np.ndarr
     t = np.array([s.t for s in slices])[:, None]
     kk = np.broadcast_to(k, c.shape)
     # Only nodes that a seam or the market region can use are solved (the costly part): the liquid quoted range
-    # and a few nodes around the money (where a degenerate region's seams sit); the rest stay NaN (untrusted).
+    # and one node beyond it (the Hermite interpolant at a seam node reads its right neighbour), and a few nodes
+    # around the money (where a degenerate region's seams sit); the rest stay NaN (untrusted).
     lo_q = np.log(np.array([s.quoted_range[0] for s in slices]))[:, None]
     hi_q = np.log(np.array([s.quoted_range[1] for s in slices]))[:, None]
     atm = int(np.argmin(np.abs(grid)))
     near_atm = np.abs(np.arange(grid.size) - atm) <= ATM_NODES
-    need = ((grid[None, :] >= lo_q) & (grid[None, :] <= hi_q)) | near_atm[None, :]
+    in_range = (grid[None, :] >= lo_q) & (grid[None, :] <= hi_q)
+    need = in_range | near_atm[None, :]
+    need[:, 1:] |= in_range[:, :-1]
+    need[:, :-1] |= in_range[:, 1:]
     iv1 = np.full(c.shape, np.nan)
     iv1[need] = iv_norm(c[need], kk[need], 1.0)  # t = 1: w = iv_1^2
     iv = iv1 / np.sqrt(t)

@@ -31,7 +31,7 @@ and ``w_i(k) >= w_{i-1}(k)`` on a dense check grid).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,6 +45,8 @@ RHO_MAX = 0.995  # |rho| above this: one wing is flat, the other at full slope
 LEE_SLOPE = 2.0  # Lee (2004): wing slopes of w in k cannot exceed 2
 _WING_CAPS = (LEE_SLOPE, 0.03)  # wing-slope caps of the second search for degenerate fits
 _REFIT_TOLERANCE = 1.1  # a non-degenerate refit may be this much worse (weighted RMSE) and still replace
+_CHUNK = 1 << 16  # points x candidates per slice-chunk of the inner fit (three scratch arrays of this many)
+_BOX_CHUNK = 2048  # box problems whose 27 active-set candidates are enumerated at once
 
 
 
@@ -126,82 +128,137 @@ def svi_g(k: np.ndarray | float, params: SVIParams) -> np.ndarray:
     return durrleman_g(k, w, w1, w2)
 
 
-def _solve3(mat: np.ndarray, vec: np.ndarray) -> np.ndarray:
-    """Batched 3x3 solve by the adjugate (much faster than ``np.linalg.solve`` on tiny systems)."""
-    a, b, c = mat[..., 0, 0], mat[..., 0, 1], mat[..., 0, 2]
-    d, e, f = mat[..., 1, 0], mat[..., 1, 1], mat[..., 1, 2]
-    g, h, i = mat[..., 2, 0], mat[..., 2, 1], mat[..., 2, 2]
+# A batch of symmetric 3x3 matrices as their six distinct entries ``(n00, n01, n02, n11, n12, n22)`` and a batch
+# of 3-vectors as its three components, each (..., J): kept apart so every operation runs on contiguous arrays.
+_Sym3 = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+_Vec3 = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def _solve3(n: _Sym3, r: _Vec3) -> _Vec3:
+    """Batched symmetric 3x3 solve by the adjugate (much faster than ``np.linalg.solve`` on tiny systems)."""
+    a, b, c, e, f, i = n
+    d, g, h = b, c, f
     c00, c01, c02 = e * i - f * h, f * g - d * i, d * h - e * g
     det = a * c00 + b * c01 + c * c02
     det = np.where(np.abs(det) > 1e-300, det, 1e-300)
-    x, y, z = vec[..., 0], vec[..., 1], vec[..., 2]
+    x, y, z = r
     r0 = c00 * x + (c * h - b * i) * y + (b * f - c * e) * z
     r1 = c01 * x + (a * i - c * g) * y + (c * d - a * f) * z
     r2 = c02 * x + (b * g - a * h) * y + (a * e - b * d) * z
-    return np.stack([r0, r1, r2], axis=-1) / det[..., None]
+    r0 /= det
+    r1 /= det
+    r2 /= det
+    return r0, r1, r2
 
 
 def _safe(den: np.ndarray) -> np.ndarray:
     return np.where(np.abs(den) > 1e-300, den, 1e-300)
 
 
-def _box_candidates(n_mat: np.ndarray, rhs: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Minimisers of ``x'Nx - 2 r'x`` on the 26 faces of the box (each fixed component at a bound, the free
-    ones solving their reduced normal equations in closed form): shape (26, J, 3)."""
-    bounds = (lo, hi)
-    xs = np.empty((26, *lo.shape))
-    c = 0
-    for s0, s1, s2 in itertools.product((0, 1), repeat=3):  # vertices: nothing free
-        xs[c, :, 0], xs[c, :, 1], xs[c, :, 2] = bounds[s0][:, 0], bounds[s1][:, 1], bounds[s2][:, 2]
-        c += 1
+def _box_candidates(n: _Sym3, r: _Vec3, lo: _Vec3, hi: _Vec3, x: _Vec3) -> tuple[np.ndarray, np.ndarray]:
+    """The 27 active-set candidates of the box problem: the unconstrained minimiser ``x`` first, then the
+    minimisers of ``x'Nx - 2 r'x`` on the 26 faces of the box (each fixed component at a bound, the free ones
+    solving their reduced normal equations in closed form), free components clipped to the box.
+
+    Returns ``(xs, ok)``, shapes (3, 27, J) (component first) and (27, J): ``ok`` when every free component was
+    inside the box up to a relative ``1e-9`` of its width (fixed components always are).
+    """
+    n00, n01, n02, n11, n12, n22 = n
+    nm = ((n00, n01, n02), (n01, n11, n12), (n02, n12, n22))
+    bnd = [np.stack([lo[c], hi[c]]) for c in range(3)]  # (2, J): the bounds of each component
+    span = [np.maximum(hi[c] - lo[c], 1e-300) for c in range(3)]
+    lo_t = [lo[c] - 1e-9 * span[c] for c in range(3)]
+    hi_t = [hi[c] + 1e-9 * span[c] for c in range(3)]
+    xs = np.empty((3, 27, lo[0].size))
+    ok = np.ones((27, lo[0].size), dtype=bool)
+
+    def free(rows: slice, c: int, v: np.ndarray) -> None:
+        ok[rows] &= (v >= lo_t[c]) & (v <= hi_t[c])
+        np.clip(v, lo[c], hi[c], out=xs[c, rows])
+
+    for c in range(3):
+        free(slice(0, 1), c, x[c][None])
+    for row, sides in enumerate(itertools.product((0, 1), repeat=3), start=1):  # vertices: nothing free
+        for c in range(3):
+            xs[c, row] = bnd[c][sides[c]]
+    row = 9
     for i, j, k in ((0, 1, 2), (1, 0, 2), (2, 0, 1)):
-        nii = _safe(n_mat[:, i, i])
-        for sj, sk in itertools.product((0, 1), repeat=2):  # edges: x_i free
-            xj, xk = bounds[sj][:, j], bounds[sk][:, k]
-            xs[c, :, i] = (rhs[:, i] - n_mat[:, i, j] * xj - n_mat[:, i, k] * xk) / nii
-            xs[c, :, j], xs[c, :, k] = xj, xk
-            c += 1
-        njj, nkk, njk = n_mat[:, j, j], n_mat[:, k, k], n_mat[:, j, k]
+        nii = _safe(nm[i][i])
+        # edges: x_i free, (x_j, x_k) at the bounds (sj, sk) in product order
+        xi = ((r[i] - nm[i][j] * bnd[j])[:, None] - (nm[i][k] * bnd[k])[None, :]) / nii
+        xs[j, row : row + 4] = np.repeat(bnd[j], 2, axis=0)
+        xs[k, row : row + 4] = np.tile(bnd[k], (2, 1))
+        free(slice(row, row + 4), i, xi.reshape(4, -1))
+        row += 4
+        njj, nkk, njk = nm[j][j], nm[k][k], nm[j][k]
         det = _safe(njj * nkk - njk * njk)
-        for si in (0, 1):  # faces: x_i fixed, (x_j, x_k) free
-            xi = bounds[si][:, i]
-            bj, bk = rhs[:, j] - n_mat[:, j, i] * xi, rhs[:, k] - n_mat[:, k, i] * xi
-            xs[c, :, i] = xi
-            xs[c, :, j] = (nkk * bj - njk * bk) / det
-            xs[c, :, k] = (njj * bk - njk * bj) / det
-            c += 1
-    return xs
+        # faces: x_i at a bound, (x_j, x_k) free
+        bj, bk = r[j] - nm[j][i] * bnd[i], r[k] - nm[k][i] * bnd[i]
+        xs[i, row : row + 2] = bnd[i]
+        free(slice(row, row + 2), j, (nkk * bj - njk * bk) / det)
+        free(slice(row, row + 2), k, (njj * bk - njk * bj) / det)
+        row += 2
+    return xs, ok
 
 
-def _quad_value(n_mat: np.ndarray, rhs: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """``x'Nx - 2 r'x`` for symmetric 3x3 ``N`` (J, 3, 3) and points ``x`` (..., J, 3)."""
-    x0, x1, x2 = x[..., 0], x[..., 1], x[..., 2]
-    quad = (n_mat[:, 0, 0] * x0 * x0 + n_mat[:, 1, 1] * x1 * x1 + n_mat[:, 2, 2] * x2 * x2
-            + 2.0 * (n_mat[:, 0, 1] * x0 * x1 + n_mat[:, 0, 2] * x0 * x2 + n_mat[:, 1, 2] * x1 * x2))
-    return quad - 2.0 * (rhs[:, 0] * x0 + rhs[:, 1] * x1 + rhs[:, 2] * x2)
+def _quad_value(n: _Sym3, r: _Vec3, x0: np.ndarray, x1: np.ndarray, x2: np.ndarray) -> np.ndarray:
+    """``x'Nx - 2 r'x`` for symmetric 3x3 ``N`` and points ``x = (x0, x1, x2)``, each (..., J)."""
+    n00, n01, n02, n11, n12, n22 = n
+    shape = np.broadcast_shapes(x0.shape, x1.shape, x2.shape, n00.shape)
+    t, s, u = np.empty(shape), np.empty(shape), np.empty(shape)
+    # n00 x0 x0 + n11 x1 x1 + n22 x2 x2 + 2 (n01 x0 x1 + n02 x0 x2 + n12 x1 x2), in this order of operations
+    np.multiply(n00, x0, out=t)
+    t *= x0
+    np.multiply(n11, x1, out=u)
+    u *= x1
+    t += u
+    np.multiply(n22, x2, out=u)
+    u *= x2
+    t += u
+    np.multiply(n01, x0, out=s)
+    s *= x1
+    np.multiply(n02, x0, out=u)
+    u *= x2
+    s += u
+    np.multiply(n12, x1, out=u)
+    u *= x2
+    s += u
+    s *= 2.0
+    t += s
+    # - 2 (r0 x0 + r1 x1 + r2 x2)
+    np.multiply(r[0], x0, out=s)
+    np.multiply(r[1], x1, out=u)
+    s += u
+    np.multiply(r[2], x2, out=u)
+    s += u
+    s *= 2.0
+    t -= s
+    return t
 
 
-def _box_lsq(n_mat: np.ndarray, rhs: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Exact minimiser of ``x'Nx - 2 r'x`` over the box ``lo <= x <= hi``, batched over the first axis.
+def _box_lsq(n: _Sym3, r: _Vec3, lo: _Vec3, hi: _Vec3) -> tuple[_Vec3, np.ndarray]:
+    """Exact minimiser of ``x'Nx - 2 r'x`` over the box ``lo <= x <= hi``, batched over J.
 
     Candidates whose unconstrained minimiser is inside the box are done; for the others all 27 active sets
     are enumerated at once (fixed components at a bound, free ones solving the reduced normal equations);
-    the best feasible candidate is the optimum (convex problem). Returns ``(x, value)``, shapes (J, 3), (J,).
+    the best feasible candidate is the optimum (convex problem). Returns ``(x, value)``, shapes 3 x (J,), (J,).
     """
-    x = _solve3(n_mat, rhs)
-    inside = np.all((x >= lo) & (x <= hi), axis=1)
-    if not np.all(inside):
-        out = ~inside
-        n_o, r_o, lo_o, hi_o = n_mat[out], rhs[out], lo[out], hi[out]
-        xs = np.concatenate([x[out][None], _box_candidates(n_o, r_o, lo_o, hi_o)])  # (27, J, 3)
-        span = np.maximum(hi_o - lo_o, 1e-300)[None]
-        ok = np.all((xs >= lo_o[None] - 1e-9 * span) & (xs <= hi_o[None] + 1e-9 * span), axis=2)
-        xs = np.clip(xs, lo_o[None], hi_o[None])
-        val = np.where(ok, _quad_value(n_o, r_o, xs), np.inf)
+    x = _solve3(n, r)
+    inside = (x[0] >= lo[0]) & (x[0] <= hi[0]) & (x[1] >= lo[1]) & (x[1] <= hi[1]) & (x[2] >= lo[2]) & (x[2] <= hi[2])
+    outside = np.flatnonzero(~inside)
+    for c0 in range(0, outside.size, _BOX_CHUNK):  # a chunk at a time: the (27, chunk) arrays stay in cache
+        out = outside[c0 : c0 + _BOX_CHUNK]
+        n_o = (n[0][out], n[1][out], n[2][out], n[3][out], n[4][out], n[5][out])
+        r_o = (r[0][out], r[1][out], r[2][out])
+        xs, ok = _box_candidates(n_o, r_o, (lo[0][out], lo[1][out], lo[2][out]),
+                                 (hi[0][out], hi[1][out], hi[2][out]), (x[0][out], x[1][out], x[2][out]))
+        val = _quad_value(n_o, r_o, xs[0], xs[1], xs[2])
+        val[~ok] = np.inf
         best = np.argmin(val, axis=0)
-        x = x.copy()
-        x[out] = xs[best, np.arange(n_o.shape[0])]
-    return x, _quad_value(n_mat, rhs, x)
+        col = np.arange(out.size)
+        for c in range(3):
+            x[c][out] = xs[c, best, col]
+    return x, _quad_value(n, r, *x)
 
 
 def _inner(data: dict, m: np.ndarray, sig: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -210,45 +267,100 @@ def _inner(data: dict, m: np.ndarray, sig: np.ndarray) -> tuple[np.ndarray, ...]
     Returns ``(a, b, rho, sse)``, each (S, C). Padding points carry zero weight. The weighted sums over the
     points are batched matrix products against the per-slice weight columns.
     """
-    y = (data["k"][:, None, :] - m[..., None]) / sig[..., None]
-    z = np.sqrt(y * y + 1.0)
-    p, q = 0.5 * (z + y), 0.5 * (z - y)  # basis of (u, v); the basis of a is 1
-    wt, bw = data["wt"], data["bw"]  # bw: columns (wt, wt w), (S, n, 2)
-    p_s, q_s = p @ bw, q @ bw  # (S, C, 2): (sum wt p, sum wt p w), (sum wt q, sum wt q w)
-    p *= p
-    q *= q
-    spp, sqq = (p @ wt[:, :, None])[..., 0], (q @ wt[:, :, None])[..., 0]
-    s1 = np.broadcast_to(data["s1"][:, None], spp.shape)
-    sp, sq = p_s[..., 0], q_s[..., 0]
+    shape = n_s, n_c = sig.shape
+    kk, wt, bw = data["k"], data["wt"], data["bw"]  # bw: columns (wt, wt w), (S, n, 2)
+    n_pt = kk.shape[1]
+    # (S, C, 2): (sum wt p, sum wt p w), (sum wt q, sum wt q w); (S, C, 1): sum wt p^2, sum wt q^2
+    p_s, q_s = np.empty((n_s, n_c, 2)), np.empty((n_s, n_c, 2))
+    pp_s, qq_s = np.empty((n_s, n_c, 1)), np.empty((n_s, n_c, 1))
+    # a few slices at a time, in a scratch buffer kept across calls: the (S, C, n) arrays stay in cache
+    per = max(1, _CHUNK // (n_c * n_pt))
+    size = min(per, n_s) * n_c * n_pt
+    if data.get("work") is None or data["work"].size < 3 * size:
+        data["work"] = np.empty(3 * size)
+    work = data["work"]
+    for s0 in range(0, n_s, per):
+        e0 = min(n_s, s0 + per)
+        dims = (e0 - s0, n_c, n_pt)
+        size = dims[0] * n_c * n_pt
+        y, z, p = (work[i * size : (i + 1) * size].reshape(dims) for i in range(3))
+        np.subtract(kk[s0:e0, None, :], m[s0:e0, :, None], out=y)
+        y /= sig[s0:e0, :, None]
+        np.multiply(y, y, out=z)
+        z += 1.0
+        np.sqrt(z, out=z)
+        np.add(z, y, out=p)  # basis of (u, v): p = (z + y) / 2, q = (z - y) / 2; the basis of a is 1
+        p *= 0.5
+        q = np.subtract(z, y, out=y)
+        q *= 0.5
+        np.matmul(p, bw[s0:e0], out=p_s[s0:e0])
+        np.matmul(q, bw[s0:e0], out=q_s[s0:e0])
+        p *= p
+        q *= q
+        np.matmul(p, wt[s0:e0, :, None], out=pp_s[s0:e0])
+        np.matmul(q, wt[s0:e0, :, None], out=qq_s[s0:e0])
+    spp, sqq = pp_s.reshape(-1), qq_s.reshape(-1)
+    s1 = np.repeat(data["s1"], shape[1])
+    sp, sq = p_s[..., 0].reshape(-1), q_s[..., 0].reshape(-1)
     spq = 0.25 * s1  # p q = 1/4 identically
-    n_mat = np.stack(
-        [np.stack([s1, sp, sq], axis=-1), np.stack([sp, spp, spq], axis=-1), np.stack([sq, spq, sqq], axis=-1)],
-        axis=-2,
-    ).reshape(-1, 3, 3)
-    n_mat = n_mat + 1e-14 * (s1 + spp + sqq).reshape(-1)[:, None, None] * np.eye(3)
-    rhs = np.stack([np.broadcast_to(data["w0"][:, None], sp.shape), p_s[..., 1], q_s[..., 1]], axis=-1).reshape(-1, 3)
+    ridge = s1 + spp
+    ridge += sqq
+    ridge *= 1e-14
+    n = (s1 + ridge, sp, sq, spp + ridge, spq, sqq + ridge)
+    rhs = (np.repeat(data["w0"], shape[1]), p_s[..., 1].reshape(-1), q_s[..., 1].reshape(-1))
     sg = sig.reshape(-1)
-    w_max = np.broadcast_to(data["w_max"][:, None], sig.shape).reshape(-1)
+    w_max = np.repeat(data["w_max"], shape[1])
     zero = np.zeros_like(sg)
-    lo = np.stack([-w_max, zero, zero], axis=1)
-    caps = np.broadcast_to(data["caps"][:, None, :], (*sig.shape, 2)).reshape(-1, 2)  # wing slope caps
-    hi = np.stack([w_max, caps[:, 0] * sg, caps[:, 1] * sg], axis=1)
-    x, val = _box_lsq(n_mat, rhs, lo, hi)
-    sse = val + np.broadcast_to(data["wsq"][:, None], sig.shape).reshape(-1)
-    a, u, v = x[:, 0], x[:, 1], x[:, 2]
-    b = (u + v) / (2.0 * sg)
+    caps = data["caps"]  # wing slope caps
+    lo = (-w_max, zero, zero)
+    hi = (w_max, np.repeat(caps[:, 0], shape[1]) * sg, np.repeat(caps[:, 1], shape[1]) * sg)
+    (a, u, v), val = _box_lsq(n, rhs, lo, hi)
+    val += np.repeat(data["wsq"], shape[1])
+    np.maximum(val, 0.0, out=val)
+    uv = u + v
+    b = uv / (2.0 * sg)
     with np.errstate(divide="ignore", invalid="ignore"):
-        rho = np.where(u + v > 0, (u - v) / (u + v), 0.0)
-    shape = sig.shape
-    return a.reshape(shape), b.reshape(shape), rho.reshape(shape), np.maximum(sse, 0.0).reshape(shape)
+        rho = np.where(uv > 0, (u - v) / uv, 0.0)
+    return a.reshape(shape), b.reshape(shape), rho.reshape(shape), val.reshape(shape)
 
 
 def _g_min(data: dict, sid: np.ndarray, a: np.ndarray, b: np.ndarray, rho: np.ndarray, m: np.ndarray,
            sig: np.ndarray) -> np.ndarray:
-    """Minimum of Durrleman's ``g`` over each candidate's check grid (flat candidates of slices ``sid``)."""
+    """Minimum of Durrleman's ``g`` over each candidate's check grid (flat candidates of slices ``sid``).
+
+    Same operations as :func:`svi_derivatives` and :func:`durrleman_g`, with fewer temporaries."""
     kc = data["k_check"][sid]
-    ww, w1, w2 = svi_derivatives(kc, a[:, None], b[:, None], rho[:, None], m[:, None], sig[:, None])
-    return np.min(durrleman_g(kc, ww, w1, w2), axis=1)
+    a, b, rho, m, sig = a[:, None], b[:, None], rho[:, None], m[:, None], sig[:, None]
+    x = kc - m
+    r = x * x
+    r += sig * sig
+    np.sqrt(r, out=r)
+    w = rho * x  # w = a + b (rho x + r)
+    w += r
+    w *= b
+    w += a
+    w1 = np.divide(x, r, out=x)  # w1 = b (rho + x / r)
+    w1 += rho
+    w1 *= b
+    w2 = r * r  # w2 = b sigma^2 / r^3
+    w2 *= r
+    np.divide(b * sig * sig, w2, out=w2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # g = (1 - k w1 / (2 w))^2 - 1/4 w1^2 (1 / w + 1/4) + w2 / 2
+        g = kc * w1
+        g /= 2.0 * w
+        np.subtract(1.0, g, out=g)
+        g *= g
+        t = 0.25 * w1
+        t *= w1
+        h = np.divide(1.0, w)
+        h += 0.25
+        t *= h
+        g -= t
+        w2 *= 0.5
+        g += w2
+    g[~(w > 0)] = -np.inf
+    return np.min(g, axis=1)
 
 
 def _penalised(data: dict, m: np.ndarray, sig: np.ndarray, group: int, keep: int) -> tuple[np.ndarray, ...]:
@@ -259,8 +371,9 @@ def _penalised(data: dict, m: np.ndarray, sig: np.ndarray, group: int, keep: int
     A candidate violating Durrleman's condition scores ``sse + (1 + |g_min|) (1 + sum wt w^2)``, above any
     clean candidate (whose ``sse <= sum wt w^2``, the error of ``w = 0``). So the best ones of a group are
     its best clean ones by ``sse`` whenever it has ``keep`` of them, and ``g`` (the costly part) is only
-    evaluated for the ``2 keep`` best by ``sse`` first, for the rest of a group only when needed. Candidates
-    never evaluated (which cannot rank first) get ``score = inf`` and ``g_min = nan``.
+    evaluated for the ``2 keep`` best by ``sse`` first, for the rest of a group only when needed (in ``sse`` order,
+    in growing batches, as far as a candidate could still rank). Candidates never evaluated (which cannot rank
+    first) get ``score = inf`` and ``g_min = nan``.
     """
     a, b, rho, sse = _inner(data, m, sig)
     n_s, n_c = sse.shape
@@ -282,9 +395,23 @@ def _penalised(data: dict, m: np.ndarray, sig: np.ndarray, group: int, keep: int
     n_first = min(group, 2 * keep)
     evaluate(order[:, :n_first].ravel())
     clean = g_min[order[:, :n_first]] >= 0  # nan (not evaluated / non-finite g) compares False
-    short = np.count_nonzero(clean, axis=1) < keep
-    if np.any(short) and n_first < group:
-        evaluate(order[short, n_first:].ravel())
+    short = np.flatnonzero(np.count_nonzero(clean, axis=1) < keep)
+    # The rest of a short group is evaluated in growing batches, in sse order, until its keep-th best score so
+    # far is below the sse of the next candidate: the rest then scores above it (a score is at least the sse),
+    # so the top and the minimum are those of evaluating the whole group.
+    n_done = n_first
+    while short.size and n_done < group:
+        n_next = min(group, 2 * n_done)
+        if group - n_next <= n_done:
+            n_next = group
+        evaluate(order[short, n_done:n_next].ravel())
+        n_done = n_next
+        if n_done == group:
+            break
+        kth = np.sort(score[order[short, :n_done]], axis=1)[:, keep - 1]
+        # nan sse (sorted last) must be evaluated: a nan score would be the minimum
+        settled = (sse_f[order[short, n_done]] > kth) & ~np.isnan(sse_f[order[short, -1]])
+        short = short[~settled]
     top = np.argsort(score.reshape(n_g, group), axis=1, kind="stable")[:, :keep]
     top = top.reshape(n_s, n_c // group, keep) + (np.arange(n_c // group) * group)[None, :, None]
     shape = sse.shape
@@ -520,15 +647,62 @@ class ESSVIFit:
         return essvi_total_variance(k, theta, rho, psi)
 
 
+_GRIDS: dict[tuple[str, int, int], tuple[np.ndarray, ...]] = {}
+
+
+def _grid(kind: str, n_rho: int, n_psi: int) -> tuple[np.ndarray, ...]:
+    """Fixed parts of the eSSVI candidate grids (computed once): for ``"coarse"``, the ``rho`` nodes and the
+    squared unit ``psi`` nodes; for ``"zoom"``, the ``rho`` offsets and the ``psi`` factors."""
+    key = (kind, n_rho, n_psi)
+    if key not in _GRIDS:
+        if kind == "coarse":
+            _GRIDS[key] = (np.linspace(-0.995, 0.995, n_rho), np.linspace(0.0, 1.0, n_psi) ** 2)
+        else:
+            _GRIDS[key] = (np.linspace(-0.05, 0.05, n_rho), np.exp(np.linspace(-0.1, 0.1, n_psi)))
+    return _GRIDS[key]
+
+
+def _grid_select(theta: float, psi_prev: float, rp_prev: float, rho: np.ndarray, psi: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The ``(rho, psi)`` pairs of the grid ``rho x psi`` (``rho`` major) that satisfy the butterfly conditions
+    and the calendar conditions against the previous slice."""
+    r, one_r = rho[:, None], 1 + np.abs(rho)[:, None]
+    ok = (psi * one_r <= 4.0) & (psi * psi * one_r <= 4.0 * theta)
+    ok &= np.abs(r * psi - rp_prev) <= psi - psi_prev + 1e-12
+    i, j = np.nonzero(ok)
+    return rho[i], psi[j]
+
+
 def _essvi_candidates(theta: float, psi_prev: float, rp_prev: float, n_rho: int, n_psi: int, psi_hi: float
                       ) -> tuple[np.ndarray, np.ndarray]:
-    rho = np.linspace(-0.995, 0.995, n_rho)
+    rho, u2 = _grid("coarse", n_rho, n_psi)
     lo = max(psi_prev, 1e-6)
-    psi = lo + (psi_hi - lo) * np.linspace(0.0, 1.0, n_psi) ** 2
-    rr, pp = (g.ravel() for g in np.meshgrid(rho, psi, indexing="ij"))
-    ok = (pp * (1 + np.abs(rr)) <= 4.0) & (pp * pp * (1 + np.abs(rr)) <= 4.0 * theta)
-    ok &= np.abs(rr * pp - rp_prev) <= pp - psi_prev + 1e-12
-    return rr[ok], pp[ok]
+    return _grid_select(theta, psi_prev, rp_prev, rho, lo + (psi_hi - lo) * u2)
+
+
+def _essvi_zoom(theta: float, psi_prev: float, rp_prev: float, r0: float, p0: float, n_grid: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Zoomed candidates around ``(r0, p0)`` that keep the conditions, then ``(r0, p0)`` itself."""
+    d_rho, f_psi = _grid("zoom", n_grid, n_grid)
+    rr, pp = _grid_select(theta, psi_prev, rp_prev, np.minimum(np.maximum(r0 + d_rho, -0.999), 0.999),
+                          np.maximum(p0 * f_psi, psi_prev))
+    return np.append(rr, r0), np.append(pp, p0)
+
+
+def _essvi_grid(k: np.ndarray, theta: float, rho: np.ndarray, psi: np.ndarray) -> np.ndarray:
+    """``essvi_total_variance(k[None, :], theta, rho[:, None], psi[:, None])``, shape (C, n): the same
+    operations with fewer temporaries."""
+    r, p = rho[:, None], psi[:, None]
+    out = np.multiply(r * p, k)
+    out += theta
+    d = np.multiply(p, k)
+    d += theta * r
+    d *= d
+    d += theta * theta * (1.0 - r * r)
+    np.sqrt(d, out=d)
+    out += d
+    out *= 0.5
+    return out
 
 
 def calibrate_essvi(
@@ -572,7 +746,8 @@ def calibrate_essvi(
     th = np.maximum.accumulate(np.maximum(th, 1e-8))
     rho_out, psi_out, rmse = np.zeros(n), np.zeros(n), np.zeros(n)
     flags: list[tuple[str, ...]] = []
-    psi_prev, rp_prev, w_prev = 0.0, 0.0, None
+    psi_prev, rp_prev = 0.0, 0.0
+    prev: tuple[float, float, float] | None = None  # (theta, rho, psi) of the previous slice
     for i in range(n):
         k = np.asarray(ks[i], dtype=float)
         w = np.asarray(ws[i], dtype=float)
@@ -580,6 +755,7 @@ def calibrate_essvi(
         wt = wt / np.sum(wt)
         span = max(float(np.max(np.abs(k))), 4.0 * np.sqrt(th[i]))
         k_check = np.linspace(-3.0 * span, 3.0 * span, 61)
+        w_prev = None if prev is None else essvi_total_variance(k_check, *prev)  # previous slice on k_check
         psi_hi = min(4.0, 2.0 * np.sqrt(th[i]))
         psi_hi = max(psi_hi, psi_prev * 1.5 + 1e-6)
         f: list[str] = []
@@ -587,29 +763,25 @@ def calibrate_essvi(
         for n_grid, zoom in ((41, False), (21, True)):
             if not zoom:
                 rr, pp = _essvi_candidates(th[i], psi_prev, rp_prev, n_grid, n_grid, psi_hi)
-            else:
-                # zoom around the current best
-                r0, p0 = best
-                rr0 = np.clip(r0 + np.linspace(-0.05, 0.05, n_grid), -0.999, 0.999)
-                pp0 = np.maximum(p0 * np.exp(np.linspace(-0.1, 0.1, n_grid)), psi_prev)
-                rr, pp = (g.ravel() for g in np.meshgrid(rr0, pp0, indexing="ij"))
-                ok = (pp * (1 + np.abs(rr)) <= 4.0) & (pp * pp * (1 + np.abs(rr)) <= 4.0 * th[i])
-                ok &= np.abs(rr * pp - rp_prev) <= pp - psi_prev + 1e-12
-                rr, pp = np.append(rr[ok], r0), np.append(pp[ok], p0)
+            else:  # zoom around the current best
+                rr, pp = _essvi_zoom(th[i], psi_prev, rp_prev, best[0], best[1], n_grid)
             if rr.size == 0:
                 rr, pp = np.array([rho_out[i - 1] if i else 0.0]), np.array([psi_prev])
-            model = essvi_total_variance(k[None, :], th[i], rr[:, None], pp[:, None])
-            sse = np.sum(wt[None, :] * (model - w[None, :]) ** 2, axis=1)
+            sq = _essvi_grid(k, th[i], rr, pp)
+            sq -= w
+            sq *= sq
+            sq *= wt
+            sse = np.sum(sq, axis=1)
             if w_prev is None:
                 j = int(np.argmin(sse))
             else:
-                j = _first_calendar_free(sse, rr, pp, th[i], w_prev(k_check), k_check)
+                j = _first_calendar_free(sse, rr, pp, th[i], w_prev, k_check)
             best = (float(rr[j]), float(pp[j]))
         rho_out[i], psi_out[i] = best
         model = essvi_total_variance(k, th[i], rho_out[i], psi_out[i])
         rmse[i] = float(np.sqrt(np.sum(wt * (model - w) ** 2)))
         if w_prev is not None and np.any(
-            essvi_total_variance(k_check, th[i], rho_out[i], psi_out[i]) < w_prev(k_check) - 1e-12
+            essvi_total_variance(k_check, th[i], rho_out[i], psi_out[i]) < w_prev - 1e-12
         ):
             f.append("calendar")
         th_i, r_i, p_i = th[i], rho_out[i], psi_out[i]
@@ -617,7 +789,7 @@ def calibrate_essvi(
             f.append("butterfly")
         flags.append(tuple(f))
         psi_prev, rp_prev = psi_out[i], rho_out[i] * psi_out[i]
-        w_prev = _frozen_essvi(th_i, r_i, p_i)
+        prev = (th_i, r_i, p_i)
     return ESSVIFit(t_arr, th, rho_out, psi_out, rmse, tuple(flags))
 
 
@@ -632,15 +804,11 @@ def _first_calendar_free(sse: np.ndarray, rho: np.ndarray, psi: np.ndarray, thet
     """
     order = np.argsort(sse, kind="stable")
     head = order[:batch]
-    grid_w = essvi_total_variance(k_check[None, :], theta, rho[head, None], psi[head, None])
-    viol = np.maximum(np.max(w_prev[None, :] - grid_w, axis=1), 0.0)
+    short = np.subtract(w_prev, _essvi_grid(k_check, theta, rho[head], psi[head]))
+    viol = np.maximum(np.max(short, axis=1), 0.0)
     ok = np.flatnonzero(viol <= 1e-12)
     if ok.size:
         return int(head[ok[0]])
-    grid_w = essvi_total_variance(k_check[None, :], theta, rho[:, None], psi[:, None])
-    viol = np.maximum(np.max(w_prev[None, :] - grid_w, axis=1), 0.0)
+    short = np.subtract(w_prev, _essvi_grid(k_check, theta, rho, psi))
+    viol = np.maximum(np.max(short, axis=1), 0.0)
     return int(np.argmin(sse + (viol > 1e-12) * (1.0 + viol) * 1e6))
-
-
-def _frozen_essvi(theta: float, rho: float, psi: float) -> Callable[[np.ndarray], np.ndarray]:
-    return lambda k: essvi_total_variance(k, theta, rho, psi)

@@ -20,6 +20,11 @@ def finite_or_none(x: Any) -> float | None:
 
 def to_jsonable(obj: Any) -> Any:
     """Convert numpy / pandas / dataclass values to plain JSON types; NaN and inf become ``None``."""
+    t = type(obj)  # fast path for the plain values most records hold
+    if t is float:
+        return obj if math.isfinite(obj) else None
+    if t is str or t is int or obj is None:
+        return obj
     import numpy as np
 
     if obj is None or isinstance(obj, (bool, str)):

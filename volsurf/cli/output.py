@@ -60,18 +60,18 @@ def key_values_table(obj: Mapping[str, Any]) -> str:
 
 
 def records_csv(records: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
-    """CSV text of a list of flat dicts."""
+    """CSV text of a list of flat dicts (values through :func:`to_jsonable`; missing and null values empty)."""
     import csv
 
-    records = [to_jsonable(r) for r in records]
-    buf = io.StringIO()
     if not records:
         return ""
-    cols = list(columns) if columns else list(records[0].keys())
-    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    for r in records:
-        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in cols})
+    buf = io.StringIO()
+    cols = list(columns) if columns else [str(k) for k in records[0]]
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(cols)
+    for rec in records:
+        r = rec if all(type(k) is str for k in rec) else {str(k): v for k, v in rec.items()}
+        w.writerow(["" if (v := to_jsonable(r.get(c))) is None else v for c in cols])
     return buf.getvalue()
 
 

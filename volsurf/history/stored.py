@@ -9,7 +9,7 @@ before a trade date and the latest earlier snapshot as a :class:`~volsurf.analyt
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -44,8 +44,13 @@ def record_columns(store: Store) -> list[str]:
     return meta.get(RECORD_COLUMNS_KEY, b"").decode().split(",")
 
 
-def _read(store: Store, underlying: str | None, start: str | None, end: str | None,
-          before: str | None) -> pd.DataFrame:
+_SORT_KEYS: tuple[str, ...] = ("trade_date", "valuation_time", "quote_time", "snapshot_id")
+
+
+def _read_arrow(store: Store, underlying: str | None, start: str | None, end: str | None,
+                before: str | None) -> Any:
+    """The stored metrics rows in range as an Arrow table, ordered by trade date, valuation and quote time (None
+    when there is none)."""
     import pyarrow.dataset as ds
 
     flt = None
@@ -59,24 +64,35 @@ def _read(store: Store, underlying: str | None, start: str | None, end: str | No
             flt = cond if flt is None else (flt & cond)
     tab = store.read_table("metrics", filters=flt)
     if tab is None or tab.num_rows == 0:
-        return pd.DataFrame()
-    df = tab.to_pandas()
-    return df.sort_values(["trade_date", "valuation_time", "quote_time", "snapshot_id"], kind="stable").reset_index(
-        drop=True)
+        return None
+    # stable sort, as pandas' sort_values(kind="stable") on the same keys
+    return tab.sort_by([(k, "ascending") for k in _SORT_KEYS])
 
 
-def _like_for_like(by_expiry: Sequence[Any]) -> dict[str, np.ndarray]:
+def _read(store: Store, underlying: str | None, start: str | None, end: str | None,
+          before: str | None) -> pd.DataFrame:
+    tab = _read_arrow(store, underlying, start, end, before)
+    return pd.DataFrame() if tab is None else tab.to_pandas()
+
+
+def _like_for_like(by_expiry: Any) -> dict[str, np.ndarray]:
     """Like-for-like share changes of each row against the previous one (as
-    :func:`volsurf.analytics.demand.demand_change`), vectorized over the series."""
+    :func:`volsurf.analytics.demand.demand_change`), vectorized over the series; ``by_expiry`` is the Arrow
+    ``demand_by_expiry`` column (a list of per-expiry rows per snapshot)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     from volsurf.analytics.demand import _with_ratios
 
-    n = len(by_expiry)
+    arr = by_expiry.combine_chunks() if isinstance(by_expiry, pa.ChunkedArray) else by_expiry
+    n = len(arr)
     out = {c: np.full(n, np.nan) for c in _SHARES}
-    lengths = np.array([len(x) if x is not None else 0 for x in by_expiry])
+    lengths = pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False).astype(np.int64)
     if n < 2 or lengths.sum() == 0:
         return out
-    rows = [r for x in by_expiry if x is not None for r in x]
-    long = pd.DataFrame.from_records(rows, columns=["expiry_date", *DEMAND_EXPIRY_FLOATS])
+    flat = pc.list_flatten(arr)
+    long = pd.DataFrame({"expiry_date": flat.field("expiry_date").to_numpy(zero_copy_only=False),
+                         **{c: flat.field(c).to_numpy(zero_copy_only=False).astype(float) for c in _SUMS}})
     long["pos"] = np.repeat(np.arange(n), lengths)
     prev = long[["pos", "expiry_date", *_SUMS]].assign(pos=long["pos"] + 1)
     merged = long[["pos", "expiry_date", *_SUMS]].merge(prev, on=["pos", "expiry_date"], suffixes=("", "_prev"))
@@ -130,21 +146,27 @@ def stored_series(
     from volsurf.signals.flags import rolling_baseline
 
     store = Store.open(store_url)
-    df = _read(store, underlying, start, end, before)
-    if df.empty:
+    tab = _read_arrow(store, underlying, start, end, before)
+    if tab is None:
         what = f" of {underlying}" if underlying else ""
         raise DataError(f"no stored snapshot{what} in the range", hint="check --underlying, --from and --to")
+    rec_cols = record_columns(store)
+    # only the flat columns the series needs become pandas (the nested ones are slow to convert)
+    flat_cols = list(dict.fromkeys([*rec_cols, *_SORT_KEYS, "underlying", "source_file"]))
+    df = tab.select([c for c in flat_cols if c in tab.column_names]).to_pandas()
     unders = sorted(df["underlying"].astype(str).unique())
     if len(unders) > 1:
         raise ParameterError(f"the store holds several underlyings: {', '.join(unders)}",
                              hint="pick one with --underlying")
     skipped: list[tuple[str, str]] = []
+    demand = tab.column("demand_by_expiry")
     if not keep_duplicates:
         superseded = df["trade_date"].duplicated(keep="last").to_numpy()
         for src, d in zip(df.loc[superseded, "source_file"], df.loc[superseded, "trade_date"], strict=True):
             skipped.append((str(src), f"superseded by a later snapshot of {d}"))
         df = df.loc[~superseded].reset_index(drop=True)
-    cols = [c for c in record_columns(store) if c in df.columns]
+        demand = demand.filter(~superseded)
+    cols = [c for c in rec_cols if c in df.columns]
     series = df[cols].copy()
     for c in cols:
         # a text column with no value at all is a column of None in track's frame (pandas infers object)
@@ -156,7 +178,7 @@ def stored_series(
         b = rolling_baseline(series[m].to_numpy(dtype=float), window, min_history, BASELINE_FLOOR)
         series[f"{m}_z"] = b["z"]
         series[f"{m}_pct"] = b["percentile"]
-    lfl = _like_for_like(df["demand_by_expiry"].tolist())
+    lfl = _like_for_like(demand)
     for c in ("otm_put_oi_share", "otm_put_volume_share"):
         series[f"d_{c}"] = lfl[c]
     return TrackResult(series, (), tuple(skipped), {"window": window, "min_history": min_history,

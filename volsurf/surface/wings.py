@@ -351,7 +351,7 @@ def _targets(slices: tuple[SliceFit, ...], essvi: ESSVIFit) -> tuple[np.ndarray,
 
 
 def _choose_side(x0: np.ndarray, w0: np.ndarray, dw0: np.ndarray, ddw0: np.ndarray, target: np.ndarray,
-                 s_atm: np.ndarray, direction: float, name: str) -> WingSide:
+                 s_atm: np.ndarray, direction: float, name: str, exact_gmin: bool = True) -> WingSide:
     """Shortest qualifying approach length per slice for one side (vectorized over slices and candidates).
 
     Notes
@@ -381,33 +381,41 @@ def _choose_side(x0: np.ndarray, w0: np.ndarray, dw0: np.ndarray, ddw0: np.ndarr
     todo = np.flatnonzero(target_ok)
     sub = COARSE_CHECK
 
-    def checks(rows: np.ndarray, cols: np.ndarray | slice, pts: np.ndarray | slice = slice(None)
-               ) -> tuple[np.ndarray, np.ndarray]:
-        return _candidate_checks(x[rows][:, pts], wt[rows][:, pts], wt_1[rows][:, pts], wt_2[rows][:, pts], d0[rows],
-                                 d1[rows][:, cols], d2[rows][:, cols], lengths[rows][:, cols], direction,
-                                 U_CHECK[pts])
+    exact = np.zeros((x0.size, n_c), dtype=bool)  # g_min from the full check (else the screen's upper bound)
+
+    def full(rows: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The full check of candidate ``cand[i]`` of slice ``rows[i]``."""
+        gm, ok = _candidate_checks(x[rows], wt[rows], wt_1[rows], wt_2[rows], d0[rows], d1[rows, cand][:, None],
+                                   d2[rows, cand][:, None], lengths[rows, cand][:, None], direction, U_CHECK)
+        exact[rows, cand] = True
+        return gm[:, 0], ok[:, 0]
 
     for c0 in range(0, n_c, CANDIDATE_BATCH):  # candidates in order of preference; stop once every slice has one
         if todo.size == 0:
             break
         cs = slice(c0, c0 + CANDIDATE_BATCH)
         # Screen on every COARSE_STEP-th check point: a candidate failing there fails the full check (same values
-        # at those points). Only the survivors are checked in full.
-        gm, ok = checks(todo, cs, sub)
+        # at those points), and its screened g_min bounds the full one from above. Survivors are checked in full.
+        gm, ok = _candidate_checks(x[todo][:, sub], wt[todo][:, sub], wt_1[todo][:, sub], wt_2[todo][:, sub],
+                                   d0[todo], d1[todo, cs], d2[todo, cs], lengths[todo, cs], direction, U_CHECK[sub])
         pr, pc = np.nonzero(ok)
         if pr.size:
-            cand = np.arange(n_c)[cs][pc]
-            gm_full, ok_full = _candidate_checks(x[todo[pr]], wt[todo[pr]], wt_1[todo[pr]], wt_2[todo[pr]],
-                                                 d0[todo[pr]], d1[todo[pr], cand][:, None], d2[todo[pr], cand][:, None],
-                                                 lengths[todo[pr], cand][:, None], direction, U_CHECK)
-            gm[pr, pc], ok[pr, pc] = gm_full[:, 0], ok_full[:, 0]
+            gm[pr, pc], ok[pr, pc] = full(todo[pr], np.arange(n_c)[cs][pc])
         g_min[todo, cs], good[todo, cs] = gm, ok
         todo = todo[~ok.any(axis=1)]
-    # Slices without a passing candidate take the one with the largest g_min: those need every g_min exactly.
-    redo = np.flatnonzero(target_ok & ~good.any(axis=1))
-    for c0 in range(0, n_c, CANDIDATE_BATCH) if redo.size else ():
-        cs = slice(c0, c0 + CANDIDATE_BATCH)
-        g_min[redo, cs] = checks(redo, cs)[0]
+    # A slice without a passing candidate takes the one with the largest g_min (the first of equals). Branch and
+    # bound: check in full the candidate with the largest bound until no bound reaches the best full g_min.
+    redo = np.flatnonzero(target_ok & ~good.any(axis=1)) if exact_gmin else np.zeros(0, dtype=int)
+    while redo.size:
+        bound = np.where(exact[redo], -np.inf, g_min[redo])
+        best_full = np.max(np.where(exact[redo], g_min[redo], -np.inf), axis=1)
+        pick = np.argmax(bound, axis=1)
+        go = (bound[np.arange(redo.size), pick] >= best_full) & ~exact[redo, pick]
+        redo, pick = redo[go], pick[go]
+        if redo.size:
+            g_min[redo, pick] = full(redo, pick)[0]
+    if exact_gmin:
+        g_min = np.where(exact | ~target_ok[:, None], g_min, -np.inf)  # bounds never win: keep only full values
     first_good = np.argmax(good, axis=1)
     best = np.where(good.any(axis=1), first_good, np.argmax(g_min, axis=1))
     r = np.arange(x0.size)
@@ -475,17 +483,20 @@ def _take(side: WingSide, mask: np.ndarray) -> WingSide:
 
 
 def _side(slices: tuple[SliceFit, ...], grid: np.ndarray, w: np.ndarray, dw: np.ndarray, node: np.ndarray,
-          direction: float, svi: np.ndarray, ess: np.ndarray, usable: np.ndarray, s_atm: np.ndarray) -> WingSide:
+          direction: float, svi: np.ndarray, ess: np.ndarray, usable: np.ndarray, s_atm: np.ndarray,
+          exact_gmin: bool = True) -> WingSide:
     """One side's continuation of ``slices`` at their seam nodes ``node``: raw SVI where usable and it passes,
-    else eSSVI (computed only for the slices that need it)."""
+    else eSSVI (computed only for the slices that need it). ``exact_gmin=False``: a slice without a passing
+    candidate gets an arbitrary failing one (for callers that keep only the passing ones)."""
     r = np.arange(len(slices))
     x0, w0, dw0 = grid[node], w[r, node], dw[r, node]
     ddw0 = _second_derivative(slices, x0, w0, dw0)
-    first = _choose_side(x0, w0, dw0, ddw0, svi, s_atm, direction, "svi")
+    first = _choose_side(x0, w0, dw0, ddw0, svi, s_atm, direction, "svi", exact_gmin)
     need = np.flatnonzero(~(usable & first.ok))
     if need.size == 0:
         return first
-    second = _choose_side(x0[need], w0[need], dw0[need], ddw0[need], ess[need], s_atm[need], direction, "essvi")
+    second = _choose_side(x0[need], w0[need], dw0[need], ddw0[need], ess[need], s_atm[need], direction, "essvi",
+                          exact_gmin)
     return _scatter(first, need, second)
 
 
@@ -516,7 +527,7 @@ def build_curves(slices: tuple[SliceFit, ...], essvi: ESSVIFit, grid: np.ndarray
             node = start[bad] - int(direction) * shift
             node = np.minimum(node, atm - 2) if direction < 0 else np.maximum(node, atm + 2)
             moved = _side(tuple(slices[j] for j in bad), grid, w[bad], dw[bad], node, direction, svi[bad], ess[bad],
-                          usable[bad], s_atm[bad])
+                          usable[bad], s_atm[bad], exact_gmin=False)  # only the passing ones are kept
             fixed = moved.ok
             if np.any(fixed):
                 side = _scatter(side, bad[fixed], _take(moved, fixed))

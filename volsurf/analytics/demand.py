@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -115,10 +116,27 @@ def quarter_end_expiry_dates(expiry_dates: np.ndarray | pd.Series) -> np.ndarray
     """Boolean mask: expiry date is the last NYSE session of its calendar quarter."""
     from volsurf.market.calendar import period_end_sessions
 
-    d = pd.to_datetime(pd.Series(np.asarray(expiry_dates))).to_numpy().astype("datetime64[D]")
+    d = _iso_days(np.asarray(expiry_dates))
+    if d is None:
+        d = pd.to_datetime(pd.Series(np.asarray(expiry_dates))).to_numpy().astype("datetime64[D]")
     if d.size == 0:
         return np.zeros(0, dtype=bool)
     return period_end_sessions(d, "quarter") == d
+
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _iso_days(values: np.ndarray) -> np.ndarray | None:
+    """``datetime64[D]`` of an array of ``YYYY-MM-DD`` strings (what ``pd.to_datetime`` gives for them, parsed by
+    numpy without the pandas format inference); None when any value is something else."""
+    items = values.tolist()
+    if not all(type(v) is str and _ISO_DATE.fullmatch(v) for v in items):
+        return None
+    try:
+        return np.array(items, dtype="datetime64[D]")
+    except ValueError:
+        return None
 
 
 _SUM_COLS = ("call_volume", "put_volume", "otm_put_volume", "call_oi", "put_oi", "otm_put_oi")
@@ -138,6 +156,23 @@ def _with_ratios(df: pd.DataFrame) -> pd.DataFrame:
     df["put_call_volume_ratio"] = div(df["put_volume"], df["call_volume"])
     df["put_call_oi_ratio"] = div(df["put_oi"], df["call_oi"])
     return df
+
+
+def _ratio_arrays(sums: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The shares and ratios of :func:`_with_ratios` on numpy arrays of the ``_SUM_COLS`` sums."""
+    vol = sums["call_volume"] + sums["put_volume"]
+    oi = sums["call_oi"] + sums["put_oi"]
+
+    def div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            return a / np.where(b > 0, b, np.nan)
+
+    return {
+        "otm_put_volume_share": div(sums["otm_put_volume"], vol),
+        "otm_put_oi_share": div(sums["otm_put_oi"], oi),
+        "put_call_volume_ratio": div(sums["put_volume"], sums["call_volume"]),
+        "put_call_oi_ratio": div(sums["put_oi"], sums["call_oi"]),
+    }
 
 
 @dataclass(frozen=True, eq=False)
@@ -239,19 +274,19 @@ def otm_put_demand(
     }
     # Integer codes + bincount: far faster than a pandas groupby on string dates.
     codes, dates = pd.factorize(frame["expiry_date"].astype(str), sort=True)
-    expiry_date = np.asarray(dates, dtype=object)[codes]
+    dates_obj = np.asarray(dates, dtype=object)
     vol_missing = bool(frame["volume"].isna().all())
     oi_missing = bool(frame["open_interest"].isna().all())
     if vol_missing:
         notes.append("volume missing in the whole file: volume shares and ratios unavailable")
     if oi_missing:
         notes.append("open interest missing in the whole file: OI shares and ratios unavailable")
-    by_exp = pd.DataFrame({"expiry_date": np.asarray(dates, dtype=object)})
-    for name, v in sums.items():
-        by_exp[name] = np.bincount(codes, weights=v, minlength=len(dates))
-    by_exp = _with_ratios(by_exp)
-    by_exp["is_quarter_end"] = quarter_end_expiry_dates(by_exp["expiry_date"])
-    totals = _with_ratios(pd.DataFrame({k: [float(v.sum())] for k, v in sums.items()})).iloc[0]
+    by_sums = {name: np.bincount(codes, weights=v, minlength=len(dates)) for name, v in sums.items()}
+    is_qe = quarter_end_expiry_dates(dates_obj)
+    # built in one go (the same frame as column inserts and _with_ratios)
+    by_exp = pd.DataFrame({"expiry_date": dates_obj, **by_sums, **_ratio_arrays(by_sums), "is_quarter_end": is_qe})
+    tot_sums = {k: np.array([float(v.sum())]) for k, v in sums.items()}
+    totals = {k: float(v[0]) for k, v in {**tot_sums, **_ratio_arrays(tot_sums)}.items()}
     if vol_missing:
         for c in ("otm_put_volume_share", "put_call_volume_ratio"):
             totals[c] = math.nan
@@ -259,15 +294,17 @@ def otm_put_demand(
         for c in ("otm_put_oi_share", "put_call_oi_ratio"):
             totals[c] = math.nan
 
-    qe_rows = by_exp[by_exp["is_quarter_end"]]
+    qe_idx = np.flatnonzero(is_qe)
     if trade_date is not None:
-        qe_rows = qe_rows[qe_rows["expiry_date"] >= pd.Timestamp(trade_date).date().isoformat()]
+        day = pd.Timestamp(trade_date).date().isoformat()
+        qe_idx = qe_idx[np.asarray(by_exp["expiry_date"].iloc[qe_idx] >= day, dtype=bool)]
     quarter_end = None
     qe_reason = None
-    qe_date = None
-    if len(qe_rows):
-        quarter_end = {str(k): (v.item() if hasattr(v, "item") else v) for k, v in qe_rows.iloc[0].to_dict().items()}
-        qe_date = quarter_end["expiry_date"]
+    qe_code = None
+    if qe_idx.size:
+        qe_code = int(qe_idx[0])
+        quarter_end = {str(k): (v.item() if hasattr(v, "item") else v)
+                       for k, v in by_exp.iloc[qe_code].to_dict().items()}
     else:
         qe_reason = "no quarter-end expiry (last session of a quarter) listed in the file"
 
@@ -275,8 +312,8 @@ def otm_put_demand(
         "all": oi_concentration(strike, oi, top),
         "puts": oi_concentration(strike[is_put], oi[is_put], top),
     }
-    if qe_date is not None:
-        m = is_put & (expiry_date == qe_date)
+    if qe_code is not None:
+        m = is_put & (codes == qe_code)
         concentration["quarter_end_puts"] = oi_concentration(strike[m], oi[m], top)
     return DemandMetrics(
         call_volume=float(totals["call_volume"]),

@@ -22,6 +22,7 @@ Units: ``t`` in years (minutes / 525,600), rates continuously compounded decimal
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
@@ -514,31 +515,85 @@ def _eligible_expiries(frame: pd.DataFrame, roots: Sequence[str]) -> pd.DataFram
     then); AM-settled expiries only on the standard third Friday. Several roots may share a date here (see
     :func:`_one_per_date`, applied after the 23-37 day window).
     """
-    cols = ["root", "expiry", "expiry_date", "settlement"]
-    # First row of each (root, expiry), in frame order (= drop_duplicates), found on integer codes: a chain has
-    # tens of expiries over thousands of rows.
-    idx = np.flatnonzero(frame["root"].isin(roots).to_numpy(dtype=bool))
-    root_codes, _ = pd.factorize(frame["root"].iloc[idx], use_na_sentinel=False)
-    exp_codes, exp_uniq = pd.factorize(frame["expiry"].iloc[idx], use_na_sentinel=False)
-    _, first = np.unique(root_codes.astype(np.int64) * max(len(exp_uniq), 1) + exp_codes, return_index=True)
-    exp = frame.iloc[idx[np.sort(first)], [cast(int, frame.columns.get_loc(c)) for c in cols]]
-    if exp.empty:
-        return exp
-    dates = pd.DatetimeIndex(pd.to_datetime(exp["expiry_date"]))
-    weekday = dates.day_of_week.to_numpy()
-    thursday = weekday == 3
-    friday_after = dates + pd.Timedelta(days=1)
-    friday_closed = np.zeros(len(exp), dtype=bool)
-    if thursday.any():
-        friday_closed[thursday] = ~_nyse_is_session(friday_after[thursday])
-    effective = pd.DatetimeIndex(np.where(thursday & friday_closed, friday_after, dates))
-    is_friday = (weekday == 4) | (thursday & friday_closed)
-    third_friday = (effective.day >= 15) & (effective.day <= 21)
-    am = exp["settlement"].to_numpy() == "AM"
-    ok = is_friday & (~am | third_friday)
-    # a holiday-shifted Thursday keeps its Friday's place in the weekly cycle for the 23-37 day window test
-    exp = exp.loc[ok].assign(_am=am[ok], window_shift=(thursday & friday_closed)[ok].astype(np.int64))
+    el = _Eligible(frame, roots)
+    if el.exp.empty:
+        return el.exp
+    ok = el.ok
+    exp = el.exp.loc[ok].assign(_am=el.am[ok], window_shift=el.shift)
     return exp.reset_index(drop=True)
+
+
+_COLS = ("root", "expiry", "expiry_date", "settlement")
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_IntArray = npt.NDArray[np.int64]
+
+
+class _Eligible:
+    """The work of :func:`_eligible_expiries` as arrays: ``exp`` (first row of each (root, expiry) of ``roots``,
+    frame order), ``ok`` (eligible), ``am``, ``shift`` (window shift of the eligible ones), ``col(c)`` (a column
+    of the eligible ones) and ``rows_of(i)`` (the frame rows of eligible expiry ``i``)."""
+
+    def __init__(self, frame: pd.DataFrame, roots: Sequence[str]) -> None:
+        # First row of each (root, expiry), in frame order (= drop_duplicates), found on integer codes: a chain
+        # has tens of expiries over thousands of rows.
+        idx = np.flatnonzero(frame["root"].isin(roots).to_numpy(dtype=bool))
+        root_codes, _ = pd.factorize(frame["root"].iloc[idx], use_na_sentinel=False)
+        exp_codes, exp_uniq = pd.factorize(frame["expiry"].iloc[idx], use_na_sentinel=False)
+        pair = root_codes.astype(np.int64) * max(len(exp_uniq), 1) + exp_codes
+        _, first = np.unique(pair, return_index=True)
+        first = np.sort(first)
+        self._idx, self._pair = idx, pair
+        self.exp = frame.iloc[idx[first], [cast(int, frame.columns.get_loc(c)) for c in _COLS]]
+        n = len(self.exp)
+        if n == 0:
+            return
+        days = _iso_days(self.exp["expiry_date"].to_numpy())
+        if days is not None:
+            # the calendar arithmetic of the DatetimeIndex path below, on datetime64[D]
+            weekday = (days.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+            thursday = weekday == 3
+            friday_after_d = days + np.timedelta64(1, "D")
+            friday_closed = np.zeros(n, dtype=bool)
+            if thursday.any():
+                friday_closed[thursday] = ~_nyse_is_session(
+                    pd.DatetimeIndex(friday_after_d[thursday].astype("datetime64[us]"))
+                )
+            effective_d = np.where(thursday & friday_closed, friday_after_d, days)
+            day_of_month = (effective_d - effective_d.astype("datetime64[M]")).astype(np.int64) + 1
+        else:
+            dates = pd.DatetimeIndex(pd.to_datetime(self.exp["expiry_date"]))
+            weekday = dates.day_of_week.to_numpy()
+            thursday = weekday == 3
+            friday_after = dates + pd.Timedelta(days=1)
+            friday_closed = np.zeros(n, dtype=bool)
+            if thursday.any():
+                friday_closed[thursday] = ~_nyse_is_session(friday_after[thursday])
+            effective = pd.DatetimeIndex(np.where(thursday & friday_closed, friday_after, dates))
+            day_of_month = np.asarray(effective.day)
+        is_friday = (weekday == 4) | (thursday & friday_closed)
+        third_friday = (day_of_month >= 15) & (day_of_month <= 21)
+        self.am = self.exp["settlement"].to_numpy() == "AM"
+        self.ok = is_friday & (~self.am | third_friday)
+        # a holiday-shifted Thursday keeps its Friday's place in the weekly cycle for the 23-37 day window test
+        self.shift = (thursday & friday_closed)[self.ok].astype(np.int64)
+        self._kept_pairs = pair[first][self.ok]
+
+    def col(self, c: str) -> Any:
+        return self.exp[c].to_numpy()[self.ok] if c != "_am" else self.am[self.ok]
+
+    def rows_of(self, i: int) -> _IntArray:
+        return self._idx[self._pair == self._kept_pairs[i]]
+
+
+def _iso_days(values: npt.NDArray[Any]) -> npt.NDArray[np.datetime64] | None:
+    """``datetime64[D]`` of ``YYYY-MM-DD`` strings (the dates ``pd.to_datetime`` gives them); None otherwise."""
+    items = values.tolist()
+    if not all(type(v) is str and _ISO_DATE.fullmatch(v) for v in items):
+        return None
+    try:
+        return np.array(items, dtype="datetime64[D]")
+    except ValueError:
+        return None
 
 
 def _one_per_date(exp: pd.DataFrame) -> pd.DataFrame:
@@ -547,10 +602,48 @@ def _one_per_date(exp: pd.DataFrame) -> pd.DataFrame:
     return exp.drop_duplicates("expiry_date").drop(columns="_am").reset_index(drop=True)
 
 
+def _one_per_date_positions(
+    pos: npt.NDArray[np.intp], root: npt.NDArray[Any], expiry_date: npt.NDArray[Any], settlement: npt.NDArray[Any],
+    am: BoolArray, expiry: pd.Series,
+) -> npt.NDArray[np.intp]:
+    """:func:`_one_per_date` of the eligible expiries at positions ``pos``: the kept positions in its order."""
+    if pos.size == 0:
+        return pos
+    dates, roots = expiry_date[pos], root[pos]
+    if all(type(v) is str for v in dates.tolist()) and all(type(v) is str for v in roots.tolist()):
+        # sort_values(["expiry_date", "_am", "root"], ascending=[True, False, True]) is a stable lexsort
+        _, date_codes = np.unique(dates, return_inverse=True)
+        _, root_codes = np.unique(roots, return_inverse=True)
+        order = np.lexsort((root_codes.ravel(), ~am[pos], date_codes.ravel()))
+        d = date_codes.ravel()[order]
+        return pos[order][np.r_[True, d[1:] != d[:-1]]]
+    table = pd.DataFrame({"root": roots, "expiry": expiry.iloc[pos].to_numpy(), "expiry_date": dates,
+                          "settlement": settlement[pos], "_am": am[pos], "_pos": pos})
+    return _one_per_date(table)["_pos"].to_numpy(dtype=np.intp)
+
+
 def _pivot_term(frame: pd.DataFrame, root: str, expiry: pd.Timestamp) -> pd.DataFrame:
     """One row per strike (ascending, index ``strike``) with call_bid, call_ask, put_bid, put_ask; the first
     quote of a repeated (strike, type) wins."""
-    sel = np.flatnonzero(((frame["root"] == root) & (frame["expiry"] == expiry)).to_numpy(dtype=bool))
+    board = _pivot_arrays(frame, root, expiry)
+    if isinstance(board, pd.DataFrame):
+        return board
+    strikes, cb, ca, pb, pa = board
+    return pd.DataFrame({"call_bid": cb, "call_ask": ca, "put_bid": pb, "put_ask": pa},
+                        index=pd.Index(strikes, name="strike"))
+
+
+_Board = tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]
+
+
+def _pivot_arrays(
+    frame: pd.DataFrame, root: str, expiry: pd.Timestamp, rows: npt.NDArray[np.int64] | None = None
+) -> _Board | pd.DataFrame:
+    """:func:`_pivot_term` as arrays (strikes, call_bid, call_ask, put_bid, put_ask), or the pandas board where
+    the numpy pivot does not apply. ``rows``: the frame rows of (root, expiry) if already known."""
+    if rows is None:
+        rows = np.flatnonzero(((frame["root"] == root) & (frame["expiry"] == expiry)).to_numpy(dtype=bool))
+    sel = rows
     strike = frame["strike"].to_numpy(dtype=float)[sel]
     kind = frame["type"].iloc[sel]
     is_call, is_put = (kind == "call").to_numpy(dtype=bool), (kind == "put").to_numpy(dtype=bool)
@@ -560,14 +653,14 @@ def _pivot_term(frame: pd.DataFrame, root: str, expiry: pd.Timestamp) -> pd.Data
     uk, inv = np.unique(strike, return_inverse=True)
     inv = inv.ravel()
     quotes = {q: frame[q].to_numpy(dtype=float)[sel] for q in ("bid", "ask")}
-    out = pd.DataFrame(index=pd.Index(uk, name="strike"))
+    out: dict[str, FloatArray] = {}
     for side, mask in (("call", is_call), ("put", is_put)):
-        rows = np.flatnonzero(mask)[::-1]
+        rev = np.flatnonzero(mask)[::-1]
         for q in ("bid", "ask"):
             col = np.full(uk.size, np.nan)
-            col[inv[rows]] = quotes[q][rows]
+            col[inv[rev]] = quotes[q][rev]
             out[f"{side}_{q}"] = col
-    return out
+    return uk, out["call_bid"], out["call_ask"], out["put_bid"], out["put_ask"]
 
 
 def _pivot_term_pandas(frame: pd.DataFrame, root: str, expiry: pd.Timestamp) -> pd.DataFrame:
@@ -589,7 +682,16 @@ def _resolve_rate(rate: RateSpec, board: pd.DataFrame, t: float) -> tuple[float,
         cb, ca, pb, pa = (
             board[c].to_numpy(dtype=float) for c in ("call_bid", "call_ask", "put_bid", "put_ask")
         )
-        r = parity_rate(strikes, cb, ca, pb, pa, t)
+        return _resolve_rate_arrays(rate, (strikes, cb, ca, pb, pa), t)
+    return _resolve_rate_arrays(rate, None, t)
+
+
+def _resolve_rate_arrays(rate: RateSpec, board: _Board | None, t: float) -> tuple[float, str]:
+    if isinstance(rate, str):
+        if rate != "parity":
+            raise ParameterError(f"unknown rate {rate!r}", hint="pass a float, a callable of t, or 'parity'")
+        assert board is not None
+        r = parity_rate(*board, t)
         if math.isfinite(r):
             return r, "put-call parity"
         return FALLBACK_RATE, "fallback constant"
@@ -618,11 +720,24 @@ def chain_term(
     DataError
         The board gives no forward or no ``K0`` (see :func:`term_variance`).
     """
-    board = _pivot_term(frame, row["root"], row["expiry"])
+    return _chain_term(frame, row, rate)
+
+
+def _chain_term(
+    frame: pd.DataFrame, row: Any, rate: RateSpec, rows: npt.NDArray[np.int64] | None = None
+) -> tuple[TermVariance, TermChoice]:
+    """:func:`chain_term`; ``rows``: the frame rows of the expiry if already known."""
+    got = _pivot_arrays(frame, row["root"], row["expiry"], rows)
+    board: _Board
+    if isinstance(got, pd.DataFrame):
+        board = (got.index.to_numpy(dtype=float), got["call_bid"].to_numpy(dtype=float),
+                 got["call_ask"].to_numpy(dtype=float), got["put_bid"].to_numpy(dtype=float),
+                 got["put_ask"].to_numpy(dtype=float))
+    else:
+        board = got
     t = float(row["minutes"]) / N365
-    r, source = _resolve_rate(rate, board, t)
-    strikes = board.index.to_numpy(dtype=float)
-    cb, ca, pb, pa = (board[c].to_numpy(dtype=float) for c in ("call_bid", "call_ask", "put_bid", "put_ask"))
+    r, source = _resolve_rate_arrays(rate, board, t)
+    strikes, cb, ca, pb, pa = board
     term = term_variance(strikes, cb, ca, pb, pa, t, r)
     choice = TermChoice(
         root=str(row["root"]),
@@ -683,30 +798,28 @@ def variance_index_from_chain(
             f"frame lacks columns {sorted(missing)}", hint="pass a normalized Snapshot.frame"
         )
     nt = float(target_days) * MINUTES_PER_DAY
-    expiries = _eligible_expiries(frame, roots)
-    if expiries.empty:
+    # The eligible expiries as arrays (the frames of _eligible_expiries and _one_per_date cost more than the
+    # selection itself); positions below index the eligible expiries in _eligible_expiries order.
+    el = _Eligible(frame, roots)
+    if el.exp.empty or not el.ok.any():
         return _unavailable(f"no Friday expiries of roots {'/'.join(roots)} in the chain", valuation_time=val)
-    minutes = minutes_to_settlement(val, expiries["expiry"])
-    window_minutes = minutes + expiries["window_shift"].to_numpy() * MINUTES_PER_DAY
-    expiries = expiries.assign(minutes=minutes)
+    exp_ser = el.exp["expiry"].iloc[np.flatnonzero(el.ok)]
+    root, expiry_date, settlement, am = el.col("root"), el.col("expiry_date"), el.col("settlement"), el.col("_am")
+    minutes = minutes_to_settlement(val, exp_ser)
+    window_minutes = minutes + el.shift * MINUTES_PER_DAY
     in_window = (window_minutes > MIN_DAYS * MINUTES_PER_DAY) & (window_minutes < MAX_DAYS * MINUTES_PER_DAY)
-    window = _one_per_date(expiries[in_window & (minutes > 0)])
-    candidates = tuple(
-        (r.root, r.expiry_date, int(cast(int, r.minutes))) for r in window.itertuples(index=False)
-    )
-    window = window.sort_values("minutes", kind="stable")
-    near_rows = window[window["minutes"] <= nt]
-    next_rows = window[window["minutes"] > nt]
-    if near_rows.empty or next_rows.empty:
-        side = "at or before" if near_rows.empty else "after"
-        days = expiries["minutes"].to_numpy() / MINUTES_PER_DAY
-        closest = expiries.assign(days=days).loc[days > 0]
-        closest = closest.iloc[
-            np.argsort(np.abs(closest["days"].to_numpy() - target_days), kind="stable")[:3]
-        ]
-        listed = ", ".join(
-            f"{r.root} {r.expiry_date} ({r.days:.2f} d)" for r in closest.itertuples(index=False)
-        )
+    win = _one_per_date_positions(np.flatnonzero(in_window & (minutes > 0)), root, expiry_date, settlement, am,
+                                  exp_ser)
+    candidates = tuple((root[i], expiry_date[i], int(minutes[i])) for i in win.tolist())
+    win = win[np.argsort(minutes[win], kind="stable")]
+    near_idx = win[minutes[win] <= nt]
+    next_idx = win[minutes[win] > nt]
+    if near_idx.size == 0 or next_idx.size == 0:
+        side = "at or before" if near_idx.size == 0 else "after"
+        days = minutes / MINUTES_PER_DAY
+        pos = np.flatnonzero(days > 0)
+        pos = pos[np.argsort(np.abs(days[pos] - target_days), kind="stable")[:3]]
+        listed = ", ".join(f"{root[i]} {expiry_date[i]} ({days[i]:.2f} d)" for i in pos.tolist())
         return _unavailable(
             f"no eligible Friday expiry {side} {target_days:g} days inside the {MIN_DAYS}-{MAX_DAYS} day window "
             f"(Friday expiries nearest {target_days:g} days: {listed or 'none'}); the index is not extrapolated",
@@ -715,9 +828,12 @@ def variance_index_from_chain(
         )
     terms: list[TermVariance] = []
     choices: list[TermChoice] = []
-    for row in (near_rows.iloc[-1], next_rows.iloc[0]):
+    for i in (int(near_idx[-1]), int(next_idx[0])):
+        row = {"root": root[i], "expiry": exp_ser.iloc[i], "expiry_date": expiry_date[i],
+               "settlement": settlement[i], "minutes": minutes[i]}
+        rows = None if pd.isna(row["expiry"]) else el.rows_of(i)
         try:
-            term, choice = chain_term(frame, row, rate)
+            term, choice = _chain_term(frame, row, rate, rows)
         except DataError as err:
             return _unavailable(
                 f"{row['root']} {row['expiry_date']}: {err.message}",

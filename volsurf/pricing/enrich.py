@@ -36,7 +36,15 @@ from volsurf.errors import DataQualityWarning, StaleSpotWarning, warn
 from volsurf.market.snapshot import Snapshot, SnapshotMeta
 from volsurf.market.timing import year_fraction
 from volsurf.pricing import black76 as pricing
-from volsurf.pricing.forwards import DEFAULT_DIVIDEND_YIELD, DEFAULT_RATE, implied_forwards, implied_spot
+from volsurf.pricing.forwards import (
+    DEFAULT_DIVIDEND_YIELD,
+    DEFAULT_RATE,
+    _forwards_table,
+    _pairs_by_group,
+    _pairs_by_key,
+    implied_forwards,
+    implied_spot,
+)
 
 #: Relative gap between the file's spot and the parity-implied spot above which the file's 'Last' is stale
 #: (a StaleSpotWarning; GEX then uses the implied spot, see :mod:`volsurf.analytics.gex_report`).
@@ -158,50 +166,75 @@ def enrich(
 
     meta = snapshot.meta
     val = meta.valuation_time if valuation_time is None else pd.Timestamp(valuation_time)
-    f = snapshot.frame.copy()
-    f["t"] = year_fraction(val, f["expiry"])
-    live = f["t"].to_numpy() > 0
+    src = snapshot.frame
+    t_all = year_fraction(val, src["expiry"])
+    live = t_all > 0
     removed = getattr(snapshot, "removed", None)
     warnings: list[str] = []
     if not live.all():
         # only when valuation_time is overridden past some expiry: counted and kept, never dropped silently
-        gone = f.loc[~live].drop(columns="t").assign(reason="expired_at_valuation")
+        gone = src.loc[~live].assign(reason="expired_at_valuation")
         removed = gone if removed is None else pd.concat([removed, gone[removed.columns.intersection(gone.columns)]],
                                                         ignore_index=True)
         meta = replace(meta, hygiene={**meta.hygiene, "expired_at_valuation": int((~live).sum())})
         warn(warnings, DataQualityWarning,
              f"{int((~live).sum())} contracts have no time left at the valuation time {val.isoformat()} "
              f"(expired_at_valuation): set aside, listed in removed")
-    if not (live.all() and f.index.equals(pd.RangeIndex(len(f)))):
-        f = f.loc[live].reset_index(drop=True)
+    if not (live.all() and src.index.equals(pd.RangeIndex(len(src)))):
+        base, t = src.loc[live].reset_index(drop=True), t_all[live]
+    else:
+        base, t = src, t_all
 
-    codes = _group_codes(f)
-    if codes is not None:
+    # New columns are collected here and joined to the frame once (column-by-column inserts cost more).
+    cols: dict[str, np.ndarray] = {}
+    codes = _group_codes(base)
+    fw: pd.DataFrame
+    if codes is not None and codes[1].size:
         gid, first_row = codes
-        t_by_expiry = pd.Series(
-            f["t"].to_numpy()[first_row],
-            index=pd.MultiIndex.from_arrays(
-                [f["expiry"].iloc[first_row], f["root"].iloc[first_row]], names=["expiry", "root"]
-            ),
-            name="t",
-        )
-    else:
-        t_by_expiry = f.groupby(["expiry", "root"], sort=True)["t"].first()
-    fw = implied_forwards(f, t_by_expiry, meta.spot, default_rate=default_rate,
-                          default_dividend_yield=default_dividend_yield)
-    if codes is not None:
+        keys = list(zip(base["expiry"].iloc[first_row].tolist(), base["root"].iloc[first_row].tolist(),
+                        strict=True))
+        pairs = _pairs_by_group(base, gid, first_row.size)
+        if pairs is None:
+            split = _pairs_by_key(base)
+            pairs = [split.get(key) for key in keys]
+        fw, s_star = _forwards_table(keys, t[first_row].tolist(), pairs, meta.spot, default_rate,
+                                     default_dividend_yield)
         # fw has one row per group in group order: broadcast by group id (a merge costs more)
-        f["forward"] = fw["forward"].to_numpy()[gid]
-        f["discount"] = fw["discount"].to_numpy()[gid]
+        fwd = fw["forward"].to_numpy()[gid]
+        disc = fw["discount"].to_numpy()[gid]
+        head = base
+        cols.update(t=t, forward=fwd, discount=disc)
     else:
-        f = f.merge(fw[["expiry", "root", "forward", "discount"]], on=["expiry", "root"], how="left")
+        f0 = base.copy()
+        f0["t"] = t
+        if codes is not None:
+            t_by_expiry = pd.Series(
+                t[codes[1]],
+                index=pd.MultiIndex.from_arrays(
+                    [f0["expiry"].iloc[codes[1]], f0["root"].iloc[codes[1]]], names=["expiry", "root"]
+                ),
+                name="t",
+            )
+        else:
+            t_by_expiry = f0.groupby(["expiry", "root"], sort=True)["t"].first()
+        fw = implied_forwards(f0, t_by_expiry, meta.spot, default_rate=default_rate,
+                              default_dividend_yield=default_dividend_yield)
+        s_star = implied_spot(fw, meta.spot)
+        if codes is not None:
+            f0["forward"] = fw["forward"].to_numpy()[codes[0]]
+            f0["discount"] = fw["discount"].to_numpy()[codes[0]]
+        else:
+            f0 = f0.merge(fw[["expiry", "root", "forward", "discount"]], on=["expiry", "root"], how="left")
+        head = f0
+        fwd, disc = f0["forward"].to_numpy(), f0["discount"].to_numpy()
+        t = f0["t"].to_numpy()
 
-    bid, ask = f["bid"].to_numpy(), f["ask"].to_numpy()
+    bid, ask = head["bid"].to_numpy(), head["ask"].to_numpy()
     usable = (bid > 0) & (ask >= bid)
     mid = np.where(usable, (bid + ask) / 2, np.nan)
-    f["mid"] = mid
-    fwd, k, t, disc = (f[c].to_numpy() for c in ("forward", "strike", "t", "discount"))
-    is_call = (f["type"] == "call").to_numpy()
+    cols["mid"] = mid
+    k = head["strike"].to_numpy()
+    is_call = (head["type"] == "call").to_numpy()
 
     iv_mid, st_mid = implied_volatility_with_status(mid, fwd, k, t, is_call, disc)
     if quote_ivs:
@@ -211,36 +244,52 @@ def enrich(
     with np.errstate(invalid="ignore"):
         status = np.where(~(bid > 0), "no_bid", np.where(bid > ask, "crossed", status))
     if quote_ivs:
-        f["iv_bid"], f["iv_mid"], f["iv_ask"] = iv_bid, iv_mid, iv_ask
+        cols.update(iv_bid=iv_bid, iv_mid=iv_mid, iv_ask=iv_ask)
     else:
-        f["iv_mid"] = iv_mid
-    f["iv_status"] = status
+        cols["iv_mid"] = iv_mid
+    cols["iv_status"] = status
     otm = np.where(is_call, k >= fwd, k < fwd)
-    f["otm"] = otm
+    cols["otm"] = otm
 
     if greeks:
         spot = meta.spot
         carry = fwd / spot
         sig = np.where(np.isfinite(iv_mid), iv_mid, np.nan)
-        f["delta"] = pricing.delta(fwd, k, t, sig, is_call, disc) * carry
-        f["gamma"] = np.where(np.isfinite(sig), pricing.spot_gamma(spot, fwd, k, t, sig, disc), np.nan)
-        f["vega"] = np.where(np.isfinite(sig), pricing.vega(fwd, k, t, sig, disc) / 100.0, np.nan)
-        f["theta"] = np.where(np.isfinite(sig), pricing.theta(fwd, k, t, sig, is_call, disc) / 365.0, np.nan)
+        cols["delta"] = pricing.delta(fwd, k, t, sig, is_call, disc) * carry
+        cols["gamma"] = np.where(np.isfinite(sig), pricing.spot_gamma(spot, fwd, k, t, sig, disc), np.nan)
+        cols["vega"] = np.where(np.isfinite(sig), pricing.vega(fwd, k, t, sig, disc) / 100.0, np.nan)
+        cols["theta"] = np.where(np.isfinite(sig), pricing.theta(fwd, k, t, sig, is_call, disc) / 365.0, np.nan)
+    f = pd.concat([head, pd.DataFrame(cols, index=head.index)], axis=1)
 
-    exp = fw.copy()
-    if codes is not None and not f[["expiry_date", "settlement"]].iloc[first_row].isna().to_numpy().any():
-        exp["expiry_date"] = f["expiry_date"].iloc[first_row].to_numpy()
-        exp["settlement"] = f["settlement"].iloc[first_row].to_numpy()
+    grp_first = codes[1] if codes is not None else None
+    if (grp_first is not None and grp_first.size
+            and not (pd.isna(f["expiry_date"].to_numpy()[grp_first]).any()
+                     or pd.isna(f["settlement"].to_numpy()[grp_first]).any())):
         with np.errstate(divide="ignore", invalid="ignore"):
             k_log = np.log(k / fwd)
-        exp["atm_iv_quotes"] = _atm_iv_by_group(gid, len(first_row), otm, k_log, iv_mid)
+        exp = pd.DataFrame({
+            "expiry": fw["expiry"],
+            "root": fw["root"],
+            "expiry_date": f["expiry_date"].iloc[grp_first].to_numpy(),
+            "settlement": f["settlement"].iloc[grp_first].to_numpy(),
+            "t": fw["t"],
+            "forward": fw["forward"],
+            "discount": fw["discount"],
+            "rate": fw["rate"],
+            "dividend_yield": fw["dividend_yield"],
+            "atm_iv_quotes": _atm_iv_by_group(codes[0], grp_first.size, otm, k_log, iv_mid),  # type: ignore[index]
+            "method": fw["method"],
+            "n_pairs": fw["n_pairs"],
+            "parity_residual_max": fw["parity_residual_max"],
+        })
     else:
+        exp = fw.copy()
         first = f.groupby(["expiry", "root"], sort=True)[["expiry_date", "settlement"]].first()
         exp = exp.join(first, on=["expiry", "root"])
         atm = atm_iv_by_expiry(f)
         exp = exp.join(atm, on=["expiry", "root"])
-    exp = exp[["expiry", "root", "expiry_date", "settlement", "t", "forward", "discount", "rate", "dividend_yield",
-               "atm_iv_quotes", "method", "n_pairs", "parity_residual_max"]]
+        exp = exp[["expiry", "root", "expiry_date", "settlement", "t", "forward", "discount", "rate",
+                   "dividend_yield", "atm_iv_quotes", "method", "n_pairs", "parity_residual_max"]]
     assumptions = {
         "valuation_time": val.isoformat(),
         "day_count": "ACT/365 on minutes from valuation time to settlement (AM 09:30, PM 16:00 New York)",
@@ -249,7 +298,6 @@ def enrich(
         "default_dividend_yield": default_dividend_yield,
         "greeks": "Black-76 on the implied forward from mid IV; delta/gamma per 1 point of spot",
     }
-    s_star = implied_spot(fw, meta.spot)
     if abs(s_star / meta.spot - 1) > STALE_SPOT_TOLERANCE:
         warn(
             warnings,

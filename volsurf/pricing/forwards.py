@@ -80,11 +80,7 @@ def _pairs_by_key(frame: pd.DataFrame) -> dict[tuple, tuple[np.ndarray, np.ndarr
     matched with integer keys and ``searchsorted`` (a pandas merge and groupby cost more than all the fits).
     Frames with missing keys or two puts at one (expiry, root, strike) take the pandas path.
     """
-    bid, ask = frame["bid"].to_numpy(dtype=float), frame["ask"].to_numpy(dtype=float)
-    with np.errstate(invalid="ignore"):
-        ok = (bid > 0) & (ask >= bid)
-    calls = np.flatnonzero(ok & (frame["type"] == "call").to_numpy(dtype=bool))
-    puts = np.flatnonzero(ok & (frame["type"] == "put").to_numpy(dtype=bool))
+    bid, ask, calls, puts = _usable_calls_puts(frame)
     expiry = frame["expiry"]
     strike = frame["strike"].to_numpy(dtype=float)
     exp_codes, _ = pd.factorize(expiry, sort=True)
@@ -96,15 +92,45 @@ def _pairs_by_key(frame: pd.DataFrame) -> dict[tuple, tuple[np.ndarray, np.ndarr
     if (exp_codes[used] < 0).any() or (root_codes[used] < 0).any() or (strike_codes[used] < 0).any():
         return _pairs_by_key_pandas(frame)
     group = exp_codes.astype(np.int64) * len(roots) + root_codes
-    combo = group * len(strikes) + strike_codes
+    split = _split_pairs(bid, ask, strike, calls, puts, group, strike_codes, len(strikes))
+    if split is None:
+        return _pairs_by_key_pandas(frame)  # duplicate puts: a merge pairs every combination
+    starts, ends, first_rows, k, c_mid, p_mid, spread = split
+    exp_first = expiry.iloc[first_rows].tolist()
+    root_first = frame["root"].iloc[first_rows].tolist()
+    return {
+        (e, r): (k[a:b], c_mid[a:b], p_mid[a:b], spread[a:b])
+        for e, r, a, b in zip(exp_first, root_first, starts.tolist(), ends.tolist(), strict=True)
+    }
+
+
+def _usable_calls_puts(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """bid, ask and the rows of liquid calls and puts (bid > 0, ask >= bid)."""
+    bid, ask = frame["bid"].to_numpy(dtype=float), frame["ask"].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore"):
+        ok = (bid > 0) & (ask >= bid)
+    kind = frame["type"]
+    calls = np.flatnonzero(ok & (kind == "call").to_numpy(dtype=bool))
+    puts = np.flatnonzero(ok & (kind == "put").to_numpy(dtype=bool))
+    return bid, ask, calls, puts
+
+
+def _split_pairs(
+    bid: np.ndarray, ask: np.ndarray, strike: np.ndarray, calls: np.ndarray, puts: np.ndarray, group: np.ndarray,
+    strike_codes: np.ndarray, n_strikes: int,
+) -> tuple[np.ndarray, ...] | None:
+    """Call/put pairs matched on (group, strike code), stably sorted by group: segment starts and ends, the first
+    call row of each segment, strike, c_mid, p_mid, spread; None with two puts at one (group, strike)."""
+    combo = group * n_strikes + strike_codes
     put_combo = combo[puts]
     order = np.argsort(put_combo, kind="stable")
     sorted_puts = put_combo[order]
     if sorted_puts.size > 1 and (np.diff(sorted_puts) == 0).any():
-        return _pairs_by_key_pandas(frame)  # duplicate puts: a merge pairs every combination
-    pos = np.searchsorted(sorted_puts, combo[calls])
+        return None
+    call_combo = combo[calls]
+    pos = np.searchsorted(sorted_puts, call_combo)
     hit = pos < sorted_puts.size
-    hit[hit] = sorted_puts[pos[hit]] == combo[calls][hit]
+    hit[hit] = sorted_puts[pos[hit]] == call_combo[hit]
     c_rows = calls[hit]
     p_rows = puts[order[pos[hit]]]
     # calls in frame order (the merge keeps the left order), then a stable sort by (expiry, root)
@@ -114,17 +140,36 @@ def _pairs_by_key(frame: pd.DataFrame) -> dict[tuple, tuple[np.ndarray, np.ndarr
     spread = (ask[c_rows] - bid[c_rows]) + (ask[p_rows] - bid[p_rows])
     k = strike[c_rows]
     g = group[c_rows]
-    if not g.size:
-        return {}  # no strike has both a call and a put quote
+    if not g.size:  # no strike has both a call and a put quote
+        none = np.zeros(0, dtype=np.int64)
+        return none, none, none, k, c_mid, p_mid, spread
     starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
     ends = np.r_[starts[1:], g.size]
-    first_rows = c_rows[starts]
-    exp_first = expiry.iloc[first_rows].tolist()
-    root_first = frame["root"].iloc[first_rows].tolist()
-    return {
-        (e, r): (k[a:b], c_mid[a:b], p_mid[a:b], spread[a:b])
-        for e, r, a, b in zip(exp_first, root_first, starts.tolist(), ends.tolist(), strict=True)
-    }
+    return starts, ends, c_rows[starts], k, c_mid, p_mid, spread
+
+
+def _pairs_by_group(
+    frame: pd.DataFrame, gid: np.ndarray, n_groups: int
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None] | None:
+    """:func:`_pairs_by_key` indexed by a group id per row (every row has one; ids in (expiry, root) order):
+    one entry per group, None where a group has no pair; None overall for the pandas path."""
+    bid, ask, calls, puts = _usable_calls_puts(frame)
+    strike = frame["strike"].to_numpy(dtype=float)
+    strike_codes, strikes = pd.factorize(strike)
+    out: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None] = [None] * n_groups
+    used = np.concatenate((calls, puts))
+    if not used.size:
+        return out
+    if (strike_codes[used] < 0).any():
+        return None
+    group = gid.astype(np.int64)
+    split = _split_pairs(bid, ask, strike, calls, puts, group, strike_codes, len(strikes))
+    if split is None:
+        return None
+    starts, ends, first_rows, k, c_mid, p_mid, spread = split
+    for gg, a, b in zip(group[first_rows].tolist(), starts.tolist(), ends.tolist(), strict=True):
+        out[gg] = (k[a:b], c_mid[a:b], p_mid[a:b], spread[a:b])
+    return out
 
 
 def _pairs_by_key_pandas(frame: pd.DataFrame) -> dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
@@ -211,19 +256,25 @@ def estimate_forward(
     strikes = np.asarray(strikes, dtype=float)
     diff = np.asarray(c_mid, dtype=float) - np.asarray(p_mid, dtype=float)
     t = max(float(t), 1e-8)
-    r_fix = default_rate if rate_hint is None or not np.isfinite(rate_hint) else float(rate_hint)
+    est = _regression_estimate(strikes, diff, t, spot, spreads)
+    if est is not None:
+        return est
+    return _fixed_rate_estimate(strikes, diff, t, spot, rate_hint, default_rate, default_dividend_yield)
 
-    def pack(fwd: float, disc: float, method: str, idx: np.ndarray) -> ForwardEstimate:
-        r = -np.log(disc) / t
-        q = r - np.log(fwd / spot) / t
-        resid = np.abs(diff[idx] - disc * (fwd - strikes[idx])) if idx.size else np.array([np.nan])
-        worst = float(resid.max()) if idx.size else float("nan")
-        return ForwardEstimate(float(fwd), float(disc), float(r), float(q), method, int(idx.size), worst)
 
-    if strikes.size == 0:
-        fwd = spot * np.exp((r_fix - default_dividend_yield) * t)
-        return pack(fwd, np.exp(-r_fix * t), "carry_fallback", np.array([], dtype=int))
+def _pack(strikes: np.ndarray, diff: np.ndarray, t: float, spot: float, fwd: float, disc: float, method: str,
+          idx: np.ndarray) -> ForwardEstimate:
+    r = -np.log(disc) / t
+    q = r - np.log(fwd / spot) / t
+    resid = np.abs(diff[idx] - disc * (fwd - strikes[idx])) if idx.size else np.array([np.nan])
+    worst = float(resid.max()) if idx.size else float("nan")
+    return ForwardEstimate(float(fwd), float(disc), float(r), float(q), method, int(idx.size), worst)
 
+
+def _regression_estimate(strikes: np.ndarray, diff: np.ndarray, t: float, spot: float,
+                         spreads: np.ndarray | None) -> ForwardEstimate | None:
+    """Rule 1 of :func:`estimate_forward` (``t`` already floored), or None when it does not apply: it does not
+    depend on the rate hint, so the fixed-rate rule runs only where it is needed."""
     if strikes.size >= MIN_PAIRS_REGRESSION and t >= MIN_T_REGRESSION:
         # Regress on a wider set near the money: the slope needs a strike range.
         idx = _near_pairs(strikes, diff, max(NEAR_PAIRS, strikes.size // 3))
@@ -236,12 +287,21 @@ def estimate_forward(
             # early-exercise premia, stale wings): then the rate comes from elsewhere (rule 2).
             if np.exp(-RATE_MAX * t) <= disc <= np.exp(-RATE_MIN * t) and _median(resid) <= tolerance:
                 fwd = intercept / disc
-                return pack(fwd, disc, "parity_regression", idx)
+                return _pack(strikes, diff, t, spot, fwd, disc, "parity_regression", idx)
+    return None
 
+
+def _fixed_rate_estimate(strikes: np.ndarray, diff: np.ndarray, t: float, spot: float, rate_hint: float | None,
+                         default_rate: float, default_dividend_yield: float) -> ForwardEstimate:
+    """Rules 2 and 3 of :func:`estimate_forward` (``t`` already floored)."""
+    r_fix = default_rate if rate_hint is None or not np.isfinite(rate_hint) else float(rate_hint)
+    if strikes.size == 0:
+        fwd = spot * np.exp((r_fix - default_dividend_yield) * t)
+        return _pack(strikes, diff, t, spot, fwd, np.exp(-r_fix * t), "carry_fallback", np.array([], dtype=int))
     disc = np.exp(-r_fix * t)
     idx = _near_pairs(strikes, diff, min(5, strikes.size))
     fwd = float(_median(strikes[idx] + diff[idx] / disc))
-    return pack(fwd, disc, "parity_fixed_rate", idx)
+    return _pack(strikes, diff, t, spot, fwd, disc, "parity_fixed_rate", idx)
 
 
 def implied_forwards(
@@ -272,31 +332,64 @@ def implied_forwards(
     split = _pairs_by_key(frame)
     keys = list(t_by_expiry.index)
     t_values = dict(zip(keys, t_by_expiry.to_numpy(dtype=float), strict=True))
+    if not keys:
+        out = pd.DataFrame([])
+        s_star = implied_spot(out, spot)  # raises KeyError, as before
+        out["dividend_yield"] = out["rate"] - np.log(out["forward"] / s_star) / out["t"]
+        return out
+    t_list = [t_values[key] for key in keys]
+    return _forwards_table(keys, t_list, [split.get(key) for key in keys], spot, default_rate,
+                           default_dividend_yield)[0]
+
+
+def _forwards_table(
+    keys: list[tuple],
+    t_list: list[float],
+    pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None],
+    spot: float,
+    default_rate: float,
+    default_dividend_yield: float,
+) -> tuple[pd.DataFrame, float]:
+    """:func:`implied_forwards` from the keys (non-empty), their times and their pairs (None: no pair), and the
+    implied spot of the table."""
     empty = np.zeros(0)
-
-    def run(key: tuple, rate_hint: float | None) -> ForwardEstimate:
-        k, c, p, sp = split.get(key, (empty, empty, empty, empty))
-        return estimate_forward(k, c, p, t_values[key], spot, rate_hint=rate_hint, default_rate=default_rate,
-                                default_dividend_yield=default_dividend_yield, spreads=sp)
-
-    first = {key: run(key, None) for key in keys}
-    reg_rates = [(t_values[k], e.rate) for k, e in first.items() if e.method == "parity_regression"]
-    rows = []
-    for key in keys:
-        est = first[key]
-        if est.method != "parity_regression" and reg_rates:
+    prepared = []
+    for (k, c, p, sp), t in zip((x if x is not None else (empty, empty, empty, empty) for x in pairs), t_list,
+                                strict=True):
+        strikes = np.asarray(k, dtype=float)
+        prepared.append((strikes, np.asarray(c, dtype=float) - np.asarray(p, dtype=float), max(float(t), 1e-8), sp))
+    # rule 1 does not depend on the rate hint: the fixed-rate rules run once, with the final hint
+    first = [_regression_estimate(k, d, tt, spot, sp) for k, d, tt, sp in prepared]
+    reg_rates = [(t, e.rate) for t, e in zip(t_list, first, strict=True) if e is not None]
+    ests: list[ForwardEstimate] = []
+    for est, t, (k, d, tt, _) in zip(first, t_list, prepared, strict=True):
+        if est is None:
             # Rate for this expiry from the chain's own term structure: the nearest regression expiry's rate.
-            t = t_values[key]
-            nearest = min(reg_rates, key=lambda tr: abs(tr[0] - t))[1]
-            est = run(key, nearest)
-        rows.append({"expiry": key[0], "root": key[1], "t": t_values[key], **est.__dict__})
+            nearest = min(reg_rates, key=lambda tr: abs(tr[0] - t))[1] if reg_rates else None
+            est = _fixed_rate_estimate(k, d, tt, spot, nearest, default_rate, default_dividend_yield)
+        ests.append(est)
     # column-wise construction: the same frame as DataFrame(rows), without per-record dict handling
-    out = pd.DataFrame({c: [r[c] for r in rows] for c in rows[0]}) if rows else pd.DataFrame(rows)
-    s_star = implied_spot(out, spot)
+    t_arr = np.array(t_list, dtype=float)
+    forward = np.array([e.forward for e in ests], dtype=float)
+    rate = np.array([e.rate for e in ests], dtype=float)
+    method = [e.method for e in ests]
+    s_star = _implied_spot_arrays(np.array([m != "carry_fallback" for m in method], dtype=bool), t_arr, forward,
+                                  rate, spot)
     # Dividend yield against the chain's own spot: a stale 'Last' (pre-market download, closing print before
     # the options' 16:15 close) would otherwise leak into q as a huge short-dated yield.
-    out["dividend_yield"] = out["rate"] - np.log(out["forward"] / s_star) / out["t"]
-    return out
+    out = pd.DataFrame({
+        "expiry": [key[0] for key in keys],
+        "root": [key[1] for key in keys],
+        "t": t_arr,
+        "forward": forward,
+        "discount": np.array([e.discount for e in ests], dtype=float),
+        "rate": rate,
+        "dividend_yield": rate - np.log(forward / s_star) / t_arr,
+        "method": method,
+        "n_pairs": np.array([e.n_pairs for e in ests], dtype=np.int64),
+        "parity_residual_max": np.array([e.parity_residual_max for e in ests], dtype=float),
+    })
+    return out, s_star
 
 
 def implied_spot(forwards: pd.DataFrame, spot: float) -> float:
@@ -305,14 +398,21 @@ def implied_spot(forwards: pd.DataFrame, spot: float) -> float:
     Over a few days the carry is tiny, so this is the level the options were priced against; it differs from
     the file's 'Last' when that print is stale. Falls back to ``spot`` when no expiry has parity pairs.
     """
-    usable = np.flatnonzero((forwards["method"] != "carry_fallback").to_numpy(dtype=bool))
+    usable = (forwards["method"] != "carry_fallback").to_numpy(dtype=bool)
+    return _implied_spot_arrays(usable, forwards["t"].to_numpy(dtype=float),
+                                forwards["forward"].to_numpy(dtype=float), forwards["rate"].to_numpy(dtype=float),
+                                spot)
+
+
+def _implied_spot_arrays(usable_mask: np.ndarray, t: np.ndarray, forward: np.ndarray, rate: np.ndarray,
+                         spot: float) -> float:
+    usable = np.flatnonzero(usable_mask)
     if usable.size == 0:
         return float(spot)
-    t = forwards["t"].to_numpy(dtype=float)
     # The row sort_values("t").iloc[0] picks (quicksort over the non-NaN times, NaN last), without a frame sort.
     tu = t[usable]
     nan = np.isnan(tu)
     order = np.concatenate((usable[~nan][np.argsort(tu[~nan], kind="quicksort")], usable[nan]))
     i = order[0]
-    fwd, rate = forwards["forward"].to_numpy(dtype=float)[i], forwards["rate"].to_numpy(dtype=float)[i]
-    return float(fwd * np.exp(-rate * t[i]))
+    fwd, r = forward[i], rate[i]
+    return float(fwd * np.exp(-r * t[i]))

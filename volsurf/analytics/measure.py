@@ -259,17 +259,16 @@ def _indices(snapshot: Snapshot) -> tuple[dict[str, Any], dict[str, Any]]:
     """The variance index and the SKEW index of the snapshot (as JSON dicts); the SKEW index reuses the variance
     index's two terms."""
     from volsurf.analytics.skew_index import skew_index_from_chain
-    from volsurf.analytics.variance_index import variance_index_from_chain
+    from volsurf.analytics.variance_index import VarianceIndexResult, variance_index_from_chain
 
     roots = sorted(set(snapshot.frame["root"].astype(str).unique()))
     val = snapshot.meta.valuation_time
+    vr: VarianceIndexResult | None = None
     try:
         vr = variance_index_from_chain(snapshot.frame, val, roots=roots)
-    except VolsurfError as exc:
-        vix: dict[str, Any] = {"available": False, "index": None, "reason": exc.one_line()}
-        vr = None
-    else:
         vix = vr.to_dict()
+    except VolsurfError as exc:
+        vix = {"available": False, "index": None, "reason": exc.one_line()}
     try:
         skew = skew_index_from_chain(snapshot.frame, val, roots=roots, variance=vr).to_dict()
     except VolsurfError as exc:

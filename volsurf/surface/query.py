@@ -346,6 +346,10 @@ class Surface:
 
         Answered from the slice curves (see :mod:`volsurf.surface.wings`); an implied-vol solve only on the rare
         stretches bridged by the butterfly fix between slices."""
+        k = np.atleast_1d(np.asarray(k, dtype=float))
+        i = self._slice_index(float(t)) if float(t) > 0 else None
+        if i is not None:  # a listed expiry: no call price needed
+            return np.sqrt(np.maximum(self._slice_w(i, k), 0.0) / float(t))
         return self.iv_and_call_k(k, t)[0]
 
     def iv_and_call_k(self, k: ArrayLike, t: float) -> tuple[np.ndarray, np.ndarray]:

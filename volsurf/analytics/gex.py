@@ -32,7 +32,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -200,16 +200,7 @@ def spot_greeks(spot: float, forward: ArrayLike, strike: ArrayLike, t: ArrayLike
     Rows with a non-finite or non-positive ``sigma`` or ``t`` get 0 for every greek (excluded, and counted
     by :func:`gex_report`).
     """
-    f = np.asarray(forward, dtype=float)
-    s = np.asarray(spot, dtype=float)
-    sig = np.asarray(sigma, dtype=float)
-    tt = np.asarray(t, dtype=float)
-    disc = np.asarray(discount, dtype=float)
-    ok = np.isfinite(sig) & (sig > 0) & np.isfinite(tt) & (tt > 0) & np.isfinite(f) & (f > 0)
-    # Put harmless values where invalid so no RuntimeWarning is raised; those rows are zeroed below.
-    sig_s = np.where(ok, sig, 0.2)
-    t_s = np.where(ok, tt, 1.0)
-    f_s = np.where(ok, f, strike)
+    ok, s, f_s, t_s, sig_s, disc = _safe_inputs(spot, forward, strike, t, sigma, discount)
     carry = f_s / s
     call = np.asarray(is_call, dtype=bool)
     g = pricing.spot_gamma(s, f_s, strike, t_s, sig_s, disc)
@@ -223,6 +214,26 @@ def spot_greeks(spot: float, forward: ArrayLike, strike: ArrayLike, t: ArrayLike
     d_d1_dtau = r_minus_q / vol_sqrt_t - d2 / (2.0 * t_s)
     ch = q * d - disc * carry * n_d1 * d_d1_dtau
     return ContractGreeks(*(np.where(ok, x, 0.0) for x in (g, d, va, ch)))
+
+
+def _safe_inputs(spot: float, forward: ArrayLike, strike: ArrayLike, t: ArrayLike, sigma: ArrayLike,
+                 discount: ArrayLike) -> tuple[np.ndarray, ...]:
+    """``ok`` (usable sigma, t and forward) and the inputs with harmless values where not ok (so no
+    RuntimeWarning is raised; those rows are zeroed by the callers)."""
+    f = np.asarray(forward, dtype=float)
+    s = np.asarray(spot, dtype=float)
+    sig = np.asarray(sigma, dtype=float)
+    tt = np.asarray(t, dtype=float)
+    disc = np.asarray(discount, dtype=float)
+    ok = np.isfinite(sig) & (sig > 0) & np.isfinite(tt) & (tt > 0) & np.isfinite(f) & (f > 0)
+    return ok, s, np.where(ok, f, strike), np.where(ok, tt, 1.0), np.where(ok, sig, 0.2), disc
+
+
+def spot_gamma(spot: float, forward: ArrayLike, strike: ArrayLike, t: ArrayLike, sigma: ArrayLike,
+               discount: ArrayLike = 1.0) -> np.ndarray:
+    """``spot_greeks(...).gamma`` alone (per 1 point of spot; 0 where sigma, t or the forward is unusable)."""
+    ok, s, f_s, t_s, sig_s, disc = _safe_inputs(spot, forward, strike, t, sigma, discount)
+    return np.where(ok, pricing.spot_gamma(s, f_s, strike, t_s, sig_s, disc), 0.0)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -319,6 +330,12 @@ class ProfileModel:
         out *= (PCT * spots)[:, None]
         return out[:, 0] if (self.squeeze or combo is not None) else out
 
+    def combined(self, combo: ArrayLike) -> ProfileModel:
+        """The model of one weight column: the columns combined linearly by ``combo`` (as ``evaluate(..., combo)``
+        does on every call; for a root-finder that evaluates one combination many times)."""
+        w = self.w @ np.asarray(combo, dtype=float).reshape(-1, 1)
+        return replace(self, w=w, squeeze=True)
+
     def value(self, spot: float, combo: ArrayLike | None = None) -> float:
         """Exact GEX (USD per 1%) at one spot: the function the flip's root-finder works on."""
         res = self.evaluate(np.array([float(spot)]), combo)
@@ -397,12 +414,13 @@ def find_gamma_flip(
 # --------------------------------------------------------------------------------------------------------
 
 
-def strike_totals(strike: ArrayLike, is_call: ArrayLike, gex: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def strike_totals(strike: ArrayLike, is_call: ArrayLike, gex: ArrayLike,
+                  index: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Distinct strikes (ascending) and the call and put GEX (USD per 1%) summed per strike, all roots and
-    expiries together."""
+    expiries together; ``index``: ``np.unique(strike, return_inverse=True)`` when already at hand."""
     call = np.asarray(is_call, dtype=bool)
     g = np.nan_to_num(np.asarray(gex, dtype=float))
-    strikes, inv = np.unique(np.asarray(strike, dtype=float), return_inverse=True)
+    strikes, inv = index if index is not None else np.unique(np.asarray(strike, dtype=float), return_inverse=True)
     call_gex = np.bincount(inv, weights=np.where(call, g, 0.0), minlength=strikes.size)
     put_gex = np.bincount(inv, weights=np.where(call, 0.0, g), minlength=strikes.size)
     return strikes, call_gex, put_gex

@@ -11,7 +11,6 @@ robustness scenarios (:func:`_robustness_summary`). Units and the profile model:
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -40,6 +39,7 @@ from volsurf.analytics.gex import (
     gamma_exposure,
     get_assumption,
     parse_expiry_selection,
+    spot_gamma,
     spot_greeks,
     spot_grid,
     strike_totals,
@@ -673,25 +673,22 @@ def _robustness(spot: float, grid: np.ndarray, fwd: np.ndarray, strike: np.ndarr
     if np.any((t > 0) & (t < ONE_BUSINESS_DAY) & (size > 0)):
         timings["one_business_day_floor"] = np.where(t > 0, floor_time(t), t)
     cp = np.column_stack([np.where(is_call, size, 0.0), np.where(is_call, 0.0, size)])
+    index = np.unique(np.asarray(strike, dtype=float), return_inverse=True)  # the same strikes in every pass
     out: list[Scenario] = []
     for vname, sig in vols.items():
         for tname, tt in timings.items():
             model = ProfileModel.build(spot, fwd, strike, tt, sig, disc, cp)
             prof = model.evaluate(grid)
-            g_spot = spot_greeks(spot, fwd, strike, tt, sig, is_call, disc).gamma
-            unsigned = gamma_exposure(g_spot, size, spot, 1.0, 1.0)
+            unsigned = gamma_exposure(spot_gamma(spot, fwd, strike, tt, sig, disc), size, spot, 1.0, 1.0)
             # per-strike sums of the unsigned exposure; the signs are +-1, so each assumption's sums are exact
-            strikes, call_u, put_u = strike_totals(strike, is_call, unsigned)
+            strikes, call_u, put_u = strike_totals(strike, is_call, unsigned, index)
             for a in ASSUMPTIONS.values():
                 combo = np.array([a.call_sign, a.put_sign])
                 values = prof @ combo
                 gex = unsigned * a.signs(is_call)
-                fr = find_gamma_flip(functools.partial(_profile_value, model, combo), grid, values, spot)
+                fr = find_gamma_flip(model.combined(combo).value, grid, values, spot)
                 walls = walls_from_totals(strikes, a.call_sign * call_u, a.put_sign * put_u)
                 out.append(Scenario(a.name, vname, tname, float(gex.sum()), fr.flip, fr.crossings, walls))
     return out
 
 
-def _profile_value(model: ProfileModel, combo: np.ndarray, spot: float) -> float:
-    """Profile of ``model`` with column weights ``combo`` at one spot (for the flip's root finder)."""
-    return model.value(spot, combo)

@@ -479,8 +479,8 @@ def expiry_buckets(expiry_dates: Any, trade_date: dt.date) -> np.ndarray:
     """
     from volsurf.market.calendar import monthly_expiry, period_end_sessions
 
-    codes, uniq = pd.factorize(np.asarray(expiry_dates).astype(str))
-    days = pd.to_datetime(pd.Index(uniq)).to_numpy().astype("datetime64[D]")
+    codes, uniq = pd.factorize(expiry_dates if isinstance(expiry_dates, pd.Series) else np.asarray(expiry_dates))
+    days = pd.to_datetime(pd.Index([str(u) for u in uniq])).to_numpy().astype("datetime64[D]")
     trade = np.datetime64(trade_date, "D")
     friday = trade + (4 - pd.Timestamp(trade_date).weekday()) % 7
     months = days.astype("datetime64[M]").astype(np.int64)  # months since 1970-01 (a quarter start)

@@ -451,11 +451,12 @@ def _tables(c: _Contracts, x: _Exposures, selected: tuple[str, ...]
     walls_by_bucket = {b: strike_walls(strike[buckets == b], is_call[buckets == b], gex[buckets == b])
                        for b in selected if np.any(buckets == b)}
     bucket_rows = []
+    expiry_code = pd.factorize(c.frame["expiry_date"], use_na_sentinel=False)[0]
     for b in selected:
         m = buckets == b
         bucket_rows.append({
             "bucket": b,
-            "expiries": int(pd.unique(c.frame["expiry_date"].to_numpy()[m]).size),
+            "expiries": int(np.unique(expiry_code[m]).size),
             "contracts": int(np.count_nonzero(m)),
             "open_interest": float(c.oi[m].sum()),
             "call_gex": float(gex[m & is_call].sum()),

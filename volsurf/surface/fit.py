@@ -76,7 +76,7 @@ from typing import Any
 import numpy as np
 
 from volsurf.errors import DataError
-from volsurf.surface.basis import FOUR, basis4, bspline_eval, common_knots
+from volsurf.surface.basis import FOUR, basis4, basis_blocks, common_knots
 from volsurf.surface.model import (
     ARB_TOL,
     INSIDE_TOL,
@@ -86,17 +86,22 @@ from volsurf.surface.model import (
     PreparedExpiry,
     SliceFit,
     bs_call_norm,
-    dense_arbitrage,
     iv_quotes,
 )
-from volsurf.surface.qp import SliceSolution, calendar_backward, fit_slice, warn_unsolved
+from volsurf.surface.qp import (
+    QuoteBlock,
+    SliceSolution,
+    calendar_backward,
+    fit_slice,
+    quote_blocks,
+    warn_unsolved,
+)
 from volsurf.surface.query import Surface
 from volsurf.surface.svi import (
     ESSVIFit,
     SVIParams,
     calibrate_essvi,
     calibrate_svi_many,
-    essvi_total_variance,
 )
 
 
@@ -223,6 +228,94 @@ def _raw_butterfly(p: PreparedExpiry) -> int:
     return int(mono + steep + conv + bounds)
 
 
+@dataclass(frozen=True)
+class _Stacked:
+    """The quotes of every slice concatenated (slice ``i`` is ``[start[i], start[i + 1])``), for elementwise
+    diagnostics in one pass."""
+
+    start: np.ndarray
+    k: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    liquid: np.ndarray
+    iv_mid: np.ndarray
+    t: np.ndarray
+    hs: np.ndarray
+
+    @staticmethod
+    def of(preps: list[PreparedExpiry]) -> _Stacked:
+        sizes = np.array([p.k.size for p in preps])
+        start = np.concatenate([[0], np.cumsum(sizes)])
+        lo = np.concatenate([p.lo for p in preps])
+        hi = np.concatenate([p.hi for p in preps])
+        return _Stacked(start, np.concatenate([p.k for p in preps]), lo, hi,
+                        np.concatenate([p.liquid for p in preps]), np.concatenate([p.iv_mid for p in preps]),
+                        np.repeat(np.array([p.q.t for p in preps]), sizes), 0.5 * (hi - lo))
+
+    def split(self, x: np.ndarray) -> list[np.ndarray]:
+        """Per-slice parts of a stacked array."""
+        s = self.start
+        return [x[s[i] : s[i + 1]] for i in range(s.size - 1)]
+
+    def layer_diags(self, c_fit: np.ndarray, iv_fit: np.ndarray, bfly: np.ndarray,
+                    cal: np.ndarray) -> list[LayerDiagnostics]:
+        """:func:`_layer_diag` of every slice (RMSE means per slice, as there)."""
+        liq = self.liquid
+        tol = INSIDE_TOL * self.hs + 1e-12
+        inside = (c_fit >= self.lo - tol) & (c_fit <= self.hi + tol)
+        err = iv_fit - self.iv_mid
+        keep = liq & np.isfinite(err)
+        err = err[keep]
+        sq = err * err
+        e_start = np.concatenate([[0], np.cumsum(np.add.reduceat(keep, self.start[:-1], dtype=np.intp))])
+        n_liq = np.add.reduceat(liq, self.start[:-1], dtype=np.intp)
+        n_in = np.add.reduceat(inside & liq, self.start[:-1], dtype=np.intp)
+        out = []
+        for i in range(n_liq.size):
+            a, b = e_start[i], e_start[i + 1]
+            rmse = float(np.sqrt(np.mean(sq[a:b])) * 100.0) if b > a else float("nan")
+            n = int(n_liq[i])
+            out.append(LayerDiagnostics(rmse, float(n_in[i]) / n if n else float("nan"), n, int(bfly[i]),
+                                        int(cal[i])))
+        return out
+
+    def raw_butterfly(self) -> np.ndarray:
+        """:func:`_raw_butterfly` of every slice."""
+        liq = self.liquid
+        seg = np.repeat(np.arange(self.start.size - 1), np.diff(self.start))[liq]
+        k, lo, hi = self.k[liq], self.lo[liq], self.hi[liq]
+        ns = self.start.size - 1
+        same2 = seg[1:] == seg[:-1]
+        same3 = same2[1:] & same2[:-1]
+        dk = np.diff(k)
+        bad2 = (((lo[1:] > hi[:-1]) & (dk > 0)).astype(np.intp) + (hi[1:] - lo[:-1] < -dk)) * same2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lam = (k[2:] - k[1:-1]) / np.maximum(k[2:] - k[:-2], 1e-300)
+            conv = (lo[1:-1] > lam * hi[:-2] + (1.0 - lam) * hi[2:]) & same3
+        bounds = (hi < np.maximum(1.0 - k, 0.0)) | (lo > 1.0)
+        total = (np.bincount(seg[1:], bad2, minlength=ns) + np.bincount(seg[2:], conv, minlength=ns)
+                 + np.bincount(seg, bounds, minlength=ns))
+        n = np.bincount(seg, minlength=ns)
+        return np.where(n < 3, 0, np.rint(total)).astype(int)
+
+
+def _dense_arbitrage_rows(c: np.ndarray, k: np.ndarray, tol: float) -> np.ndarray:
+    """:func:`dense_arbitrage` of every row of ``c`` (curves on one grid ``k``)."""
+    dk = np.diff(k)
+    slope = np.diff(c, axis=1) / dk
+    bad = np.count_nonzero(np.diff(slope, axis=1) < -tol / np.minimum(dk[1:], dk[:-1]), axis=1)
+    bad += np.count_nonzero(slope > tol / dk, axis=1) + np.count_nonzero(slope < -1.0 - tol / dk, axis=1)
+    bad += np.count_nonzero(c < np.maximum(1.0 - k, 0.0) - tol, axis=1) + np.count_nonzero(c > 1.0 + tol, axis=1)
+    return bad
+
+
+def _calendar_rows(c: np.ndarray) -> np.ndarray:
+    """Dense-grid calendar violations of every row against the row before (0 for the first)."""
+    out = np.zeros(c.shape[0], dtype=int)
+    out[1:] = np.count_nonzero(c[1:] < c[:-1] - ARB_TOL, axis=1)
+    return out
+
+
 _PARALLEL = True  # fit the parametric layer in a worker thread, overlapping the market-layer QPs
 _PIPELINE_SVI = True  # raw SVI in chunks, so that the QPs start before every SVI fit is done
 
@@ -291,29 +384,39 @@ def _parametric_layer(preps: list[PreparedExpiry],
     essvi = calibrate_essvi(ts, ks, ws, wts, theta)
     t1 = time.perf_counter()
 
-    out = []
+    st = _Stacked.of(preps)
     x_dense = np.log(k_dense)
+    sizes = np.diff(st.start)
+    svi = np.array([[p.svi_fit.params.a, p.svi_fit.params.b, p.svi_fit.params.rho, p.svi_fit.params.m,
+                     p.svi_fit.params.sigma] for p in preps], dtype=float)
+    ess = np.array([essvi.params_at(p.q.t) for p in preps], dtype=float)
+    # every slice at its quotes (one elementwise pass; parameters repeated per quote) ...
+    x = np.log(st.k)
+    sa, sb, srho, sm, ssig = np.repeat(svi, sizes, axis=0).T
+    xm = x - sm
+    w_svi = sa + sb * (srho * xm + np.sqrt(xm * xm + ssig * ssig))
+    c_svi = bs_call_norm(st.k, w_svi)
+    iv_svi = np.sqrt(np.maximum(w_svi, 0.0) / st.t)
+    eth, erho, epsi = np.repeat(ess, sizes, axis=0).T
+    w_e = 0.5 * (eth + erho * epsi * x + np.sqrt((epsi * x + eth * erho) ** 2 + eth * eth * (1.0 - erho * erho)))
+    c_e = bs_call_norm(st.k, w_e)
+    iv_e = np.sqrt(w_e / st.t)
+    # ... and on the dense grid (one row per slice)
+    da, db, drho, dm, dsig = (col[:, None] for col in svi.T)
+    xd = x_dense - dm
+    c_svi_dense = bs_call_norm(k_dense, da + db * (drho * xd + np.sqrt(xd * xd + dsig * dsig)))
+    dth, drh, dps = (col[:, None] for col in ess.T)
+    c_e_dense = bs_call_norm(k_dense, 0.5 * (dth + drh * dps * x_dense + np.sqrt(
+        (dps * x_dense + dth * drh) ** 2 + dth * dth * (1.0 - drh * drh))))
+    diag_svi = st.layer_diags(c_svi, iv_svi, _dense_arbitrage_rows(c_svi_dense, k_dense, ARB_TOL),
+                              _calendar_rows(c_svi_dense))
+    diag_e = st.layer_diags(c_e, iv_e, _dense_arbitrage_rows(c_e_dense, k_dense, ARB_TOL), _calendar_rows(c_e_dense))
+    inside_svi = (c_svi >= st.lo - INSIDE_TOL * st.hs) & (c_svi <= st.hi + INSIDE_TOL * st.hs)
+    raw_bfly = st.raw_butterfly()
+    out = []
     prev_p = None
-    prev_dense: tuple[np.ndarray, np.ndarray] | None = None
-    for p in preps:
-        t = p.q.t
-        x = np.log(p.k)
-        w_svi = p.svi_fit.params.total_variance(x)
-        c_svi = bs_call_norm(p.k, w_svi)
-        iv_svi = np.sqrt(np.maximum(w_svi, 0.0) / t)
-        w_e = essvi_total_variance(x, *essvi.params_at(t))
-        c_e = bs_call_norm(p.k, w_e)
-        iv_e = np.sqrt(w_e / t)
-        c_svi_dense = bs_call_norm(k_dense, p.svi_fit.params.total_variance(x_dense))
-        bfly_svi = dense_arbitrage(c_svi_dense, k_dense, ARB_TOL)
-        c_e_dense = bs_call_norm(k_dense, essvi_total_variance(x_dense, *essvi.params_at(t)))
-        bfly_e = dense_arbitrage(c_e_dense, k_dense, ARB_TOL)
-        cal_svi = cal_e = 0
-        if prev_dense is not None:  # calendar: this slice's price below the previous slice's at the same k
-            cal_svi = int(np.count_nonzero(c_svi_dense < prev_dense[0] - ARB_TOL))
-            cal_e = int(np.count_nonzero(c_e_dense < prev_dense[1] - ARB_TOL))
-        prev_dense = (c_svi_dense, c_e_dense)
-        hs = 0.5 * (p.hi - p.lo)
+    for i, (p, ivs, ive, ins) in enumerate(zip(preps, st.split(iv_svi), st.split(iv_e), st.split(inside_svi),
+                                               strict=True)):
         raw_cal = 0
         if prev_p is not None:
             liq_prev = prev_p.liquid
@@ -321,12 +424,12 @@ def _parametric_layer(preps: list[PreparedExpiry],
             inside_prev = p.liquid & (p.k >= kp.min()) & (p.k <= kp.max())
             raw_cal = int(np.count_nonzero(p.hi[inside_prev] < np.interp(p.k[inside_prev], kp, bp) - 1e-12))
         out.append(ParametricDiag(
-            iv_svi=iv_svi,
-            iv_essvi=iv_e,
-            svi=_layer_diag(p, c_svi, iv_svi, bfly_svi, cal_svi),
-            essvi=_layer_diag(p, c_e, iv_e, bfly_e, cal_e),
-            inside_svi=(c_svi >= p.lo - INSIDE_TOL * hs) & (c_svi <= p.hi + INSIDE_TOL * hs),
-            raw_butterfly=_raw_butterfly(p),
+            iv_svi=ivs,
+            iv_essvi=ive,
+            svi=diag_svi[i],
+            essvi=diag_e[i],
+            inside_svi=ins,
+            raw_butterfly=int(raw_bfly[i]),
             raw_calendar=raw_cal,
         ))
         prev_p = p
@@ -338,34 +441,40 @@ def _market_diagnostics(preps: list[PreparedExpiry], fits: list[SliceSolution], 
     """Market-layer prices, IVs and diagnostics per slice (IVs of every quote and ATM point in one call)."""
     from volsurf.pricing.iv import implied_volatility
 
-    c_all = [bspline_eval(knots, fit.coef, np.append(p.k, 1.0)) for p, fit in zip(preps, fits, strict=True)]
-    cc = np.concatenate(c_all)
+    sizes = np.array([p.k.size + 1 for p in preps])
     kk = np.concatenate([np.append(p.k, 1.0) for p in preps])
-    tt = np.concatenate([np.full(p.k.size + 1, p.q.t) for p in preps])
-    iv_all = np.split(implied_volatility(cc, np.ones_like(cc), kk, tt, np.ones(cc.size, dtype=bool), 1.0),
-                      np.cumsum([p.k.size + 1 for p in preps])[:-1])
+    coefs = np.stack([fit.coef for fit in fits])
+    # every slice at its quotes and the money (bspline_eval, elementwise per point) in one basis evaluation
+    vals_q, first_q = basis4(knots, kk)
+    cc = np.einsum("ij,ij->i", vals_q, coefs[np.repeat(np.arange(len(preps)), sizes)[:, None], first_q[:, None] + FOUR])
+    tt = np.repeat(np.array([p.q.t for p in preps]), sizes)
+    iv_cc = implied_volatility(cc, np.ones_like(cc), kk, tt, np.ones(cc.size, dtype=bool), 1.0)
     # every slice on the dense grid at once: one basis evaluation, one gather
     vals, first = basis4(knots, k_dense)
-    coefs = np.stack([fit.coef for fit in fits])
     c_dense_all = np.einsum("ij,sij->si", vals, coefs[:, first[:, None] + FOUR])
+    ends = np.cumsum(sizes)
+    quote = np.ones(cc.size, dtype=bool)
+    quote[ends - 1] = False
+    st = _Stacked.of(preps)
+    c_mc_all, iv_mc_all = cc[quote], iv_cc[quote]
+    slack = np.zeros(st.k.size)
+    slack[np.concatenate([np.flatnonzero(fit.use) + st.start[i] for i, fit in enumerate(fits)])] = np.concatenate(
+        [fit.slack for fit in fits])
+    diags = st.layer_diags(c_mc_all, iv_mc_all, _dense_arbitrage_rows(c_dense_all, k_dense, ARB_TOL),
+                           _calendar_rows(c_dense_all))
+    arb_bad = st.liquid & (slack > 1e-3)
+    inside_mc = ((c_mc_all >= st.lo - INSIDE_TOL * st.hs - 1e-12) & (c_mc_all <= st.hi + INSIDE_TOL * st.hs + 1e-12))
     out = []
-    prev_c = None
-    for p, fit, c_ext, iv_ext, c_dense in zip(preps, fits, c_all, iv_all, c_dense_all, strict=True):
-        c_mc, iv_mc = c_ext[:-1], iv_ext[:-1]
-        bfly = dense_arbitrage(c_dense, k_dense, ARB_TOL)
-        cal = 0 if prev_c is None else int(np.count_nonzero(c_dense < prev_c - ARB_TOL))
-        hs = 0.5 * (p.hi - p.lo)
-        slack = np.zeros(p.k.size)
-        slack[fit.use] = fit.slack
-        atm_iv = iv_ext[-1]
+    for i, (p, iv_mc, bad, ins) in enumerate(zip(preps, st.split(iv_mc_all), st.split(arb_bad), st.split(inside_mc),
+                                                 strict=True)):
+        atm_iv = iv_cc[ends[i] - 1]
         out.append(MarketDiag(
             iv_mc=iv_mc,
-            diag=_layer_diag(p, c_mc, iv_mc, bfly, cal),
-            arb_bad=p.liquid & (slack > 1e-3),
-            inside_mc=(c_mc >= p.lo - INSIDE_TOL * hs - 1e-12) & (c_mc <= p.hi + INSIDE_TOL * hs + 1e-12),
+            diag=diags[i],
+            arb_bad=bad,
+            inside_mc=ins,
             atm_w=float(atm_iv**2 * p.q.t) if np.isfinite(atm_iv) else p.atm_w,
         ))
-        prev_c = c_dense
     return out
 
 
@@ -456,10 +565,15 @@ def fit_surface(
         t3 = time.perf_counter()
         fits: list[SliceSolution] = []
         prev = None
+        bas = basis_blocks(knots)
+        blocks: list[tuple[QuoteBlock, np.ndarray]] = []
         for i, p in enumerate(preps):
-            svi_jobs[chunk_of[i]].result()
+            if i == len(blocks):  # the quote rows of the whole SVI chunk in one pass
+                svi_jobs[chunk_of[i]].result()
+                a, b = bounds[chunk_of[i]]
+                blocks += quote_blocks(preps[a:b], knots, bas)
             fit = fit_slice(p, knots, prev, fits[-2] if len(fits) > 1 else None, roughness=roughness,
-                             max_quotes=max_quotes)
+                             max_quotes=max_quotes, block=blocks[i])
             fits.append(fit)
             prev = fit
         calendar_backward(knots, fits)

@@ -93,6 +93,108 @@ class SliceContext:
     use: np.ndarray
     roughness: float
     rounds: int
+    rows: QPRows | None = None
+
+
+@dataclass(frozen=True)
+class QPRows:
+    """Every per-row quantity of one slice's QPs (all quotes, then the pseudo-quotes), computed once per slice:
+    a QP takes the rows of its active quotes (elementwise, so the values are those of a per-QP computation).
+
+    Attributes
+    ----------
+    n_q : int
+        Number of quote rows (the pseudo-quotes follow).
+    tail : numpy.ndarray
+        Row indices of the pseudo-quotes.
+    cols, v : numpy.ndarray
+        Coefficient index and basis value of each row's four basis functions, ``(M, 4)``.
+    g_idx, g_val : numpy.ndarray
+        Flat ``(n, n)`` index and value of each row's 16 objective (Gram) terms, ``(M, 16)``.
+    q_val : numpy.ndarray
+        Each row's four linear-objective terms, ``(M, 4)``.
+    penalty, hs_neg, b_hi, b_lo : numpy.ndarray
+        Slack penalty, ``-hs / s`` (slack coefficient), right-hand sides of the upper and lower band rows.
+    p_idx, p_rough : numpy.ndarray
+        Flat index of the objective's band pattern and its roughness part.
+    c_vals, c_b : numpy.ndarray
+        Values and right-hand side of the constant rows of :class:`BasisBlocks` at this slice's scale.
+    span : numpy.ndarray
+        ``(t_{j+3} - t_j) / 3`` of the slope coefficients (for :func:`project`).
+    atm : int
+        Coefficient nearest the money (for :func:`project`).
+    """
+
+    n_q: int
+    tail: np.ndarray
+    cols: np.ndarray
+    v: np.ndarray
+    g_idx: np.ndarray
+    g_val: np.ndarray
+    q_val: np.ndarray
+    penalty: np.ndarray
+    hs_neg: np.ndarray
+    b_hi: np.ndarray
+    b_lo: np.ndarray
+    p_idx: np.ndarray
+    p_rough: np.ndarray
+    c_vals: np.ndarray
+    c_b: np.ndarray
+    span: np.ndarray
+    atm: int
+
+
+def qp_rows(bas: BasisBlocks, knots: np.ndarray, s_atm: float, quotes: QuoteBlock, roughness: float) -> QPRows:
+    """The :class:`QPRows` of one slice (the arithmetic of :func:`fit_slice_qp`, on every row at once)."""
+    n = bas.n
+    n_q, n_p = quotes.lo.size, quotes.p_lo.size
+    all_lo = np.concatenate([quotes.lo, quotes.p_lo])
+    all_hi = np.concatenate([quotes.hi, quotes.p_hi])
+    v = np.concatenate([quotes.v, quotes.p_v])
+    f = np.concatenate([quotes.f, quotes.p_f])
+    mid = 0.5 * (all_lo + all_hi)
+    # floor the half-width (about a 0.01-point tick on a 7500 index): keeps the QP well conditioned
+    hs = np.maximum(0.5 * (all_hi - all_lo), HS_FLOOR)
+    weight = np.concatenate([np.where(quotes.liquid, 1.0, 0.0), np.full(n_p, PSEUDO_WEIGHT)])
+    penalty = np.concatenate([np.where(quotes.liquid, BAND_PENALTY, UPPER_ONLY_PENALTY), np.full(n_p, PSEUDO_PENALTY)])
+    # Prices are divided by s (ATM standard deviation) so that time values and spreads are O(1) at every
+    # maturity; variables: [a (n coefficients), slack (m)].
+    s = s_atm
+    cols = f[:, None] + FOUR  # (M, 4) coefficient index of each basis value
+    wq = weight / (hs / s) ** 2
+    m_all = mid.size
+    j = np.arange(1, n)
+    return QPRows(
+        n_q=n_q,
+        tail=np.arange(n_q, n_q + n_p),
+        cols=cols,
+        v=v,
+        g_idx=(cols[:, :, None] * n + cols[:, None, :]).reshape(m_all, 16),
+        g_val=(wq[:, None, None] * v[:, :, None] * v[:, None, :]).reshape(m_all, 16),
+        q_val=v * (wq * mid / s)[:, None],
+        penalty=penalty,
+        hs_neg=-hs / s,
+        b_hi=(mid + hs) / s,
+        b_lo=-(mid - hs) / s,
+        p_idx=bas.p_rows.astype(np.intp) * n + bas.p_cols,
+        p_rough=((2.0 * roughness * s**3) * bas.rough)[bas.p_rows, bas.p_cols],
+        c_vals=bas.c_fix + s * bas.c_s,
+        c_b=bas.c_b0 + bas.c_b1 / s,
+        span=(knots[j + 3] - knots[j]) / 3.0,
+        atm=int(np.argmin(np.abs(knots[2 : n + 2] - 1.0))),
+    )
+
+
+@dataclass(frozen=True)
+class _Csc:
+    """A CSC matrix as Clarabel reads it (``data``, ``indices``, ``indptr``, ``shape``; sorted, no duplicates):
+    the same arrays as a ``scipy.sparse.csc_matrix`` without scipy's format checks."""
+
+    data: np.ndarray
+    indices: np.ndarray
+    indptr: np.ndarray
+    shape: tuple[int, int]
+    has_canonical_format: bool = True
 
 
 @dataclass(frozen=True)
@@ -176,28 +278,54 @@ def floor_mask(knots: np.ndarray, prev_range: tuple[float, float], cur_range: tu
 
 def _quote_block(p: PreparedExpiry, knots: np.ndarray, bas: BasisBlocks) -> tuple[QuoteBlock, np.ndarray]:
     """Quote rows inside the liquid range and raw-SVI pseudo-quotes (every third breakpoint beyond the quotes)."""
-    lo_q, hi_q = float(p.k[p.liquid].min()), float(p.k[p.liquid].max())
-    use = (p.k >= lo_q) & (p.k <= hi_q)  # liquid quotes and zero-bid upper bounds inside the liquid range
-    kq = p.k[use]
-    liquid = p.liquid[use]
-    lo = np.where(liquid, p.lo[use], np.maximum(1.0 - kq, 0.0))
-    hi = p.hi[use]
+    return quote_blocks([p], knots, bas)[0]
+
+
+def quote_blocks(preps: list[PreparedExpiry], knots: np.ndarray,
+                 bas: BasisBlocks) -> list[tuple[QuoteBlock, np.ndarray]]:
+    """:func:`_quote_block` of several slices at once: the pseudo-quote prices and the basis values of every
+    slice in one vectorized pass (elementwise, so each slice's rows are those of its own call)."""
     brk = bas.brk
-    kp = brk[((brk < lo_q) | (brk > hi_q))][::3]
-    t = p.q.t
-    w_s = np.maximum(p.svi_fit.params.total_variance(np.log(kp)), 1e-10)
+    ranges, uses, kqs, kps = [], [], [], []
+    for p in preps:
+        kl = p.k[p.liquid]
+        lo_q, hi_q = float(kl.min()), float(kl.max())
+        use = (p.k >= lo_q) & (p.k <= hi_q)  # liquid quotes and zero-bid upper bounds inside the liquid range
+        ranges.append((lo_q, hi_q))
+        uses.append(use)
+        kqs.append(p.k[use])
+        kps.append(brk[((brk < lo_q) | (brk > hi_q))][::3])
+    n_p = np.array([kp.size for kp in kps])
+    prm = np.array([[p.svi_fit.params.a, p.svi_fit.params.b, p.svi_fit.params.rho, p.svi_fit.params.m,
+                     p.svi_fit.params.sigma, p.q.t] for p in preps], dtype=float)
+    a, b, rho, m, sigma, t = np.repeat(prm, n_p, axis=0).T
+    kp_all = np.concatenate(kps)
+    x = np.log(kp_all) - m  # raw SVI (svi_total_variance) with each point's slice parameters
+    w_s = np.maximum(a + b * (rho * x + np.sqrt(x * x + sigma * sigma)), 1e-10)
     iv_s = np.sqrt(w_s / t)
-    p_lo, p_hi = bs_call_norm(kp, np.stack([np.maximum(iv_s - PSEUDO_VOL_BAND, 0.5 * iv_s),
-                                            iv_s + PSEUDO_VOL_BAND]) ** 2 * t)
-    p_hi = np.maximum(p_hi, p_lo)
-    v_all, f_all = basis4(knots, np.concatenate([kq, kp]))
-    block = QuoteBlock(liquid=liquid, lo=lo, hi=hi, v=v_all[: kq.size], f=f_all[: kq.size], p_lo=p_lo, p_hi=p_hi,
-                       p_v=v_all[kq.size :], p_f=f_all[kq.size :], range=(lo_q, hi_q))
-    return block, use
+    p_lo_all, p_hi_all = bs_call_norm(kp_all, np.stack([np.maximum(iv_s - PSEUDO_VOL_BAND, 0.5 * iv_s),
+                                                        iv_s + PSEUDO_VOL_BAND]) ** 2 * t)
+    p_hi_all = np.maximum(p_hi_all, p_lo_all)
+    parts = [x for kq, kp in zip(kqs, kps, strict=True) for x in (kq, kp)]
+    v_all, f_all = basis4(knots, np.concatenate(parts))
+    out = []
+    pos = pp = 0
+    for p, use, kq, kp, rng in zip(preps, uses, kqs, kps, ranges, strict=True):
+        nq, npp = kq.size, kp.size
+        liquid = p.liquid[use]
+        lo = np.where(liquid, p.lo[use], np.maximum(1.0 - kq, 0.0))
+        block = QuoteBlock(liquid=liquid, lo=lo, hi=p.hi[use], v=v_all[pos : pos + nq], f=f_all[pos : pos + nq],
+                           p_lo=p_lo_all[pp : pp + npp], p_hi=p_hi_all[pp : pp + npp],
+                           p_v=v_all[pos + nq : pos + nq + npp], p_f=f_all[pos + nq : pos + nq + npp], range=rng)
+        out.append((block, use))
+        pos += nq + npp
+        pp += npp
+    return out
 
 
 def fit_slice(p: PreparedExpiry, knots: np.ndarray, prev: SliceSolution | None, prev2: SliceSolution | None = None,
-              *, roughness: float, max_quotes: int, rounds: int = 3) -> SliceSolution:
+              *, roughness: float, max_quotes: int, rounds: int = 3,
+              block: tuple[QuoteBlock, np.ndarray] | None = None) -> SliceSolution:
     """Market-layer QP of one slice on the common B-spline basis, with lazily added quote constraints.
 
     Notes
@@ -209,11 +337,11 @@ def fit_slice(p: PreparedExpiry, knots: np.ndarray, prev: SliceSolution | None, 
     liquid quotes out of their band, it falls back to ``prev2`` where only this slice has quotes
     (:func:`floor_mask`), or everywhere; :func:`calendar_backward` then makes the previous slice yield.
     Only a thinned set of quotes enters the first QP; quotes that end up outside their band are added and the QP
-    is solved again.
+    is solved again. ``block``: this slice's :func:`quote_blocks` entry, when already computed.
     """
     s_atm = float(np.sqrt(max(p.atm_w, 1e-8)))
     bas = basis_blocks(knots)
-    quotes, use = _quote_block(p, knots, bas)
+    quotes, use = _quote_block(p, knots, bas) if block is None else block
     liquid = quotes.liquid
     lo_q, hi_q = quotes.range
     m = quotes.lo.size
@@ -224,7 +352,7 @@ def fit_slice(p: PreparedExpiry, knots: np.ndarray, prev: SliceSolution | None, 
         floor = prev.coef
         mask = np.ones(floor.size, dtype=bool)
     ctx = SliceContext(bas=bas, s_atm=s_atm, quotes=quotes, active=active, use=use, roughness=roughness,
-                       rounds=rounds)
+                       rounds=rounds, rows=qp_rows(bas, knots, s_atm, quotes, roughness))
     fit = solve_slice(knots, ctx, floor, mask, None)
     n_out = int(np.count_nonzero(liquid & (fit.slack > INSIDE_TOL))) if floor is not None else 0
     if n_out and prev is not None:
@@ -263,7 +391,8 @@ def solve_slice(knots: np.ndarray, ctx: SliceContext, floor: np.ndarray | None, 
     viol = np.zeros(lo.size)
     n_round = 0
     for n_round in range(1, ctx.rounds + 1):  # noqa: B007 - reported below
-        res = fit_slice_qp(ctx.bas, knots, ctx.s_atm, floor, mask, cap, quotes, active, roughness=ctx.roughness)
+        res = fit_slice_qp(ctx.bas, knots, ctx.s_atm, floor, mask, cap, quotes, active, roughness=ctx.roughness,
+                           rows=ctx.rows)
         c = np.einsum("ij,ij->i", vq, res.coef[fq[:, None] + FOUR])
         viol = np.maximum(np.maximum(lo - c, c - hi), 0.0) / hs
         new = (viol > INSIDE_TOL) & ~active
@@ -316,65 +445,63 @@ def clarabel_settings() -> Any:
 
 def fit_slice_qp(bas: BasisBlocks, knots: np.ndarray, s_atm: float, floor: np.ndarray | None,
                  mask: np.ndarray | None, cap: np.ndarray | None, quotes: QuoteBlock, active: np.ndarray, *,
-                 roughness: float) -> QPResult:
+                 roughness: float, rows: QPRows | None = None) -> QPResult:
     """One QP of the market layer: the active quotes plus the pseudo-quotes (see :func:`fit_slice`).
 
-    Assembled directly in CSC form from the cached knot-only blocks and the per-quote basis values.
+    Assembled directly in CSC form from the per-row terms of :func:`qp_rows` (``rows``: computed once per slice;
+    built here when not given): a QP only selects its rows.
     """
     import clarabel
 
     n = bas.n
-    liquid = quotes.liquid[active]
-    all_lo = np.concatenate([quotes.lo[active], quotes.p_lo])
-    all_hi = np.concatenate([quotes.hi[active], quotes.p_hi])
-    v = np.concatenate([quotes.v[active], quotes.p_v])
-    f = np.concatenate([quotes.f[active], quotes.p_f])
-    n_p = quotes.p_lo.size
-    mid = 0.5 * (all_lo + all_hi)
-    # floor the half-width (about a 0.01-point tick on a 7500 index): keeps the QP well conditioned
-    hs = np.maximum(0.5 * (all_hi - all_lo), HS_FLOOR)
-    m = mid.size
-    weight = np.concatenate([np.where(liquid, 1.0, 0.0), np.full(n_p, PSEUDO_WEIGHT)])
-    penalty = np.concatenate([np.where(liquid, BAND_PENALTY, UPPER_ONLY_PENALTY), np.full(n_p, PSEUDO_PENALTY)])
-
-    # Prices are divided by s (ATM standard deviation) so that time values and spreads are O(1) at every
-    # maturity; variables: [a (n coefficients), slack (m)].
+    r = qp_rows(bas, knots, s_atm, quotes, roughness) if rows is None else rows
+    sel = np.concatenate([np.flatnonzero(active), r.tail])
+    m = sel.size
     s = s_atm
-    cols = f[:, None] + FOUR  # (m, 4) coefficient index of each basis value
-    wq = weight / (hs / s) ** 2
-    gram = np.bincount((cols[:, :, None] * n + cols[:, None, :]).ravel(),
-                       (wq[:, None, None] * v[:, :, None] * v[:, None, :]).ravel(), minlength=n * n)
-    p_a = 2.0 * gram.reshape(n, n) + (2.0 * roughness * s**3) * bas.rough
+    cols = r.cols[sel]  # (m, 4) coefficient index of each basis value
+    v = r.v[sel]
+    gram = np.bincount(r.g_idx[sel].ravel(), r.g_val[sel].ravel(), minlength=n * n)
     p_indptr = np.concatenate([bas.p_indptr, np.full(m, bas.p_indptr[-1], dtype=np.int32)])
-    pmat = sp.csc_matrix((p_a[bas.p_rows, bas.p_cols], bas.p_rows, p_indptr), shape=(n + m, n + m))
-    qvec = np.concatenate([-2.0 * np.bincount(cols.ravel(), (v * (wq * mid / s)[:, None]).ravel(), minlength=n),
-                           penalty])
+    pmat = _Csc(2.0 * gram[r.p_idx] + r.p_rough, bas.p_rows, p_indptr, (n + m, n + m))
+    qvec = np.concatenate([-2.0 * np.bincount(cols.ravel(), r.q_val[sel].ravel(), minlength=n), r.penalty[sel]])
 
     # Inequalities A x <= b. Rows: c <= hi + hs slack (m), c >= lo - hs slack (m), slack >= 0 (m), the
-    # constant rows of the knot vector, then the calendar rows a >= a_prev (same basis).
+    # constant rows of the knot vector, then the calendar rows a >= a_prev (same basis). In CSC order: the
+    # coefficient columns (their entries sorted by row: the blocks are in row order), then the slack columns
+    # (rows i, m + i, 2 m + i each).
     ar = np.arange(m)
     r4 = np.repeat(ar, 4)
-    n_c = bas.n_c
-    rows = [r4, ar, m + r4, m + ar, 2 * m + ar, 3 * m + bas.c_rows]
-    colz = [cols.ravel(), n + ar, cols.ravel(), n + ar, n + ar, bas.c_cols]
-    vals = [v.ravel(), -hs / s, -v.ravel(), -hs / s, -np.ones(m), bas.c_fix + s * bas.c_s]
-    b_parts = [(mid + hs) / s, -(mid - hs) / s, np.zeros(m), bas.c_b0 + bas.c_b1 / s]
-    n_rows = 3 * m + n_c
+    n_rows = 3 * m + bas.n_c
+    c_flat = cols.ravel()
+    a_rows = [r4, m + r4, 3 * m + bas.c_rows]
+    a_cols = [c_flat, c_flat, bas.c_cols]
+    a_vals = [v.ravel(), -v.ravel(), r.c_vals]
+    b_parts = [r.b_hi[sel], r.b_lo[sel], np.zeros(m), r.c_b]
     if floor is not None and mask is not None:
         an = np.flatnonzero(mask)
-        rows.append(n_rows + np.arange(an.size))
-        colz.append(an)
-        vals.append(-np.ones(an.size))
+        a_rows.append(n_rows + np.arange(an.size))
+        a_cols.append(an)
+        a_vals.append(-np.ones(an.size))
         b_parts.append(-floor[an] / s)
         n_rows += an.size
     if cap is not None:
         an = np.arange(n)
-        rows.append(n_rows + an)
-        colz.append(an)
-        vals.append(np.ones(n))
+        a_rows.append(n_rows + an)
+        a_cols.append(an)
+        a_vals.append(np.ones(n))
         b_parts.append(cap / s)
         n_rows += n
-    a_mat = csc(np.concatenate(rows), np.concatenate(colz), np.concatenate(vals), (n_rows, n + m))
+    coef_cols = np.concatenate(a_cols)
+    o = np.argsort(coef_cols.astype(np.int16), kind="stable")  # stable: rows stay increasing within a column
+    hs_neg = r.hs_neg[sel]
+    slack_rows = np.stack([ar, m + ar, 2 * m + ar], axis=1).ravel()
+    slack_vals = np.stack([hs_neg, hs_neg, np.full(m, -1.0)], axis=1).ravel()
+    indptr = np.empty(n + m + 1, dtype=np.int32)
+    indptr[0] = 0
+    np.cumsum(np.bincount(coef_cols, minlength=n), out=indptr[1 : n + 1])
+    indptr[n + 1 :] = indptr[n] + 3 * np.arange(1, m + 1)
+    a_mat = _Csc(np.concatenate([np.concatenate(a_vals)[o], slack_vals]),
+                 np.concatenate([np.concatenate(a_rows)[o], slack_rows]).astype(np.int32), indptr, (n_rows, n + m))
     b_vec = np.concatenate(b_parts)
     solver = clarabel.DefaultSolver(pmat, qvec, a_mat, b_vec, [clarabel.NonnegativeConeT(n_rows)],
                                     clarabel_settings())
@@ -385,12 +512,12 @@ def fit_slice_qp(bas: BasisBlocks, knots: np.ndarray, s_atm: float, floor: np.nd
         # a failed solve with a non-finite iterate: nothing to project; fall back to the floor (or cap) so the
         # constraints still hold, and report the status
         a = np.array(floor if floor is not None else (cap if cap is not None else np.zeros(n)), dtype=float)
-    a = project(knots, a, floor, mask, cap)
+    a = project(knots, a, floor, mask, cap, pre=(r.span, r.atm))
     return QPResult(coef=a, status=status, iterations=int(sol.iterations), quoted_range=quotes.range)
 
 
 def project(knots: np.ndarray, coef: np.ndarray, floor: np.ndarray | None, mask: np.ndarray | None,
-            cap: np.ndarray | None = None) -> np.ndarray:
+            cap: np.ndarray | None = None, pre: tuple[np.ndarray, int] | None = None) -> np.ndarray:
     """Remove the solver's last-digit constraint residuals so the coefficients satisfy the arbitrage
     conditions exactly.
 
@@ -399,14 +526,17 @@ def project(knots: np.ndarray, coef: np.ndarray, floor: np.ndarray | None, mask:
     Slope coefficients made non-decreasing and clipped to ``[-1, 0]``, coefficients re-integrated from the ATM
     coefficient, lifted to at least ``floor`` on ``mask`` and finally capped at ``cap`` coefficientwise. The cap
     keeps the price bounds and slope bounds exactly (both vectors satisfy them); convexity only up to the
-    residual.
+    residual. ``pre``: ``(span, a)`` of :class:`QPRows` (knot-only, computed here when not given).
     """
     n = coef.size
-    j = np.arange(1, n)
-    span = (knots[j + 3] - knots[j]) / 3.0
+    if pre is None:
+        j = np.arange(1, n)
+        span = (knots[j + 3] - knots[j]) / 3.0
+        a = int(np.argmin(np.abs(knots[2 : n + 2] - 1.0)))  # coefficient nearest the money (Greville abscissa)
+    else:
+        span, a = pre
     slopes = np.diff(coef) / span
     slopes = np.clip(np.maximum.accumulate(slopes), -1.0, 0.0)
-    a = int(np.argmin(np.abs(knots[2 : n + 2] - 1.0)))  # coefficient nearest the money (Greville abscissa)
     out = np.concatenate([[0.0], np.cumsum(slopes * span)])
     out = out - out[a] + coef[a]
     # Lifting by a constant keeps slopes and convexity; only residual-sized lifts happen here. With slopes in

@@ -185,16 +185,9 @@ def qp_rows(bas: BasisBlocks, knots: np.ndarray, s_atm: float, quotes: QuoteBloc
     )
 
 
-@dataclass(frozen=True)
-class _Csc:
-    """A CSC matrix as Clarabel reads it (``data``, ``indices``, ``indptr``, ``shape``; sorted, no duplicates):
-    the same arrays as a ``scipy.sparse.csc_matrix`` without scipy's format checks."""
-
-    data: np.ndarray
-    indices: np.ndarray
-    indptr: np.ndarray
-    shape: tuple[int, int]
-    has_canonical_format: bool = True
+def _csc_arrays(data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, shape: tuple[int, int]) -> sp.csc_matrix:
+    """A CSC matrix from its sorted, duplicate-free arrays (what Clarabel reads)."""
+    return sp.csc_matrix((data, indices, indptr), shape=shape)
 
 
 @dataclass(frozen=True)
@@ -462,7 +455,7 @@ def fit_slice_qp(bas: BasisBlocks, knots: np.ndarray, s_atm: float, floor: np.nd
     v = r.v[sel]
     gram = np.bincount(r.g_idx[sel].ravel(), r.g_val[sel].ravel(), minlength=n * n)
     p_indptr = np.concatenate([bas.p_indptr, np.full(m, bas.p_indptr[-1], dtype=np.int32)])
-    pmat = _Csc(2.0 * gram[r.p_idx] + r.p_rough, bas.p_rows, p_indptr, (n + m, n + m))
+    pmat = _csc_arrays(2.0 * gram[r.p_idx] + r.p_rough, bas.p_rows, p_indptr, (n + m, n + m))
     qvec = np.concatenate([-2.0 * np.bincount(cols.ravel(), r.q_val[sel].ravel(), minlength=n), r.penalty[sel]])
 
     # Inequalities A x <= b. Rows: c <= hi + hs slack (m), c >= lo - hs slack (m), slack >= 0 (m), the
@@ -500,7 +493,7 @@ def fit_slice_qp(bas: BasisBlocks, knots: np.ndarray, s_atm: float, floor: np.nd
     indptr[0] = 0
     np.cumsum(np.bincount(coef_cols, minlength=n), out=indptr[1 : n + 1])
     indptr[n + 1 :] = indptr[n] + 3 * np.arange(1, m + 1)
-    a_mat = _Csc(np.concatenate([np.concatenate(a_vals)[o], slack_vals]),
+    a_mat = _csc_arrays(np.concatenate([np.concatenate(a_vals)[o], slack_vals]),
                  np.concatenate([np.concatenate(a_rows)[o], slack_rows]).astype(np.int32), indptr, (n_rows, n + m))
     b_vec = np.concatenate(b_parts)
     solver = clarabel.DefaultSolver(pmat, qvec, a_mat, b_vec, [clarabel.NonnegativeConeT(n_rows)],

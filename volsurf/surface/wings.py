@@ -148,41 +148,42 @@ class SliceCurves:
 
     # ---- raw curves (before the calendar maximum)
     def _hermite(self, rows: np.ndarray, x: np.ndarray) -> np.ndarray:
-        """Cubic Hermite interpolant of the node data of slices ``rows`` at ``x``: shape ``(rows, N)``."""
+        """Cubic Hermite interpolant of the node data of slice ``rows[i]`` at ``x[i]`` (pairs, same shape)."""
         g = self.grid
         j = np.clip(np.searchsorted(g, x, side="right") - 1, 0, g.size - 2)
         h = g[j + 1] - g[j]
         s = np.clip((x - g[j]) / h, 0.0, 1.0)
         s2, s3 = s * s, s * s * s
         h00, h10, h01, h11 = 2 * s3 - 3 * s2 + 1, s3 - 2 * s2 + s, -2 * s3 + 3 * s2, s3 - s2
-        r = rows[:, None]
-        w0, w1 = self.w_node[r, j], self.w_node[r, j + 1]
-        d0, d1 = self.dw_node[r, j], self.dw_node[r, j + 1]
+        w0, w1 = self.w_node[rows, j], self.w_node[rows, j + 1]
+        d0, d1 = self.dw_node[rows, j], self.dw_node[rows, j + 1]
         return h00 * w0 + (h10 * h) * d0 + h01 * w1 + (h11 * h) * d1
 
-    @staticmethod
-    def _target(side: WingSide, rows: np.ndarray, x: np.ndarray) -> np.ndarray:
-        a, b, rho, m, sig = (side.target[rows, c][:, None] for c in range(5))
-        return svi_total_variance(x[None, :], a, b, rho, m, sig)
-
     def raw(self, rows: np.ndarray, x: np.ndarray) -> np.ndarray:
-        """Total variance of slices ``rows`` before the calendar maximum, shape ``(rows, N)``."""
+        """Total variance of slices ``rows`` before the calendar maximum, shape ``(rows, N)``.
+
+        Each (slice, point) is in exactly one region: left of the left seam, right of the right seam, or between
+        them; each is evaluated only with its own region's formula (elementwise, on the selected pairs)."""
         rows = np.atleast_1d(np.asarray(rows, dtype=int))
         x = np.asarray(x, dtype=float)
         lo, hi = self.left.seam[rows][:, None], self.right.seam[rows][:, None]
         xx = x[None, :]
         w = np.zeros((rows.size, x.size))
         for side, u, tail in ((self.left, lo - xx, self.left_tail), (self.right, xx - hi, self.right_tail)):
-            d0, d1, d2, ln = (v[rows][:, None] for v in (side.d0, side.d1, side.d2, side.length))
-            with np.errstate(over="ignore", invalid="ignore"):
-                corr = np.where(u > 0, (d0 + (d1 + d2 * u) * u) * np.exp(-np.minimum(u, 1e300) / ln), 0.0)
-            w = np.where(u > 0, self._target(side, rows, x) + np.where(np.isfinite(corr), corr, 0.0), w)
+            ri, ci = np.nonzero(u > 0)
+            if ri.size:
+                rr, uu = rows[ri], u[ri, ci]
+                with np.errstate(over="ignore", invalid="ignore"):
+                    corr = (side.d0[rr] + (side.d1[rr] + side.d2[rr] * uu) * uu) * np.exp(
+                        -np.minimum(uu, 1e300) / side.length[rr])
+                target = svi_total_variance(x[ci], *(side.target[rr, c] for c in range(5)))
+                w[ri, ci] = target + np.where(np.isfinite(corr), corr, 0.0)
             if tail is not None and np.any(tail.use[rows]):
                 sel = np.flatnonzero(tail.use[rows])
                 w[sel] = np.where(u[sel] > 0, _power_w(tail, side, rows[sel], x, w[sel]), w[sel])
-        inside = (xx >= lo) & (xx <= hi)
-        if np.any(inside):
-            w = np.where(inside, self._hermite(rows, x), w)
+        ri, ci = np.nonzero((xx >= lo) & (xx <= hi))
+        if ri.size:
+            w[ri, ci] = self._hermite(rows[ri], x[ci])
         return w
 
     def w(self, i: int, x: np.ndarray) -> np.ndarray:

@@ -147,17 +147,20 @@ class SliceCurves:
     right_tail: PowerTail | None = None
 
     # ---- raw curves (before the calendar maximum)
-    def _hermite(self, rows: np.ndarray, x: np.ndarray) -> np.ndarray:
-        """Cubic Hermite interpolant of the node data of slice ``rows[i]`` at ``x[i]`` (pairs, same shape)."""
+    def _hermite(self, rows: np.ndarray, at: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """Cubic Hermite interpolant of the node data of slice ``rows[i]`` at ``x[at[i]]`` (pairs; the basis of
+        each point is computed once)."""
         g = self.grid
         j = np.clip(np.searchsorted(g, x, side="right") - 1, 0, g.size - 2)
         h = g[j + 1] - g[j]
         s = np.clip((x - g[j]) / h, 0.0, 1.0)
         s2, s3 = s * s, s * s * s
         h00, h10, h01, h11 = 2 * s3 - 3 * s2 + 1, s3 - 2 * s2 + s, -2 * s3 + 3 * s2, s3 - s2
-        w0, w1 = self.w_node[rows, j], self.w_node[rows, j + 1]
-        d0, d1 = self.dw_node[rows, j], self.dw_node[rows, j + 1]
-        return h00 * w0 + (h10 * h) * d0 + h01 * w1 + (h11 * h) * d1
+        h10, h11 = h10 * h, h11 * h
+        ja = j[at]
+        w0, w1 = self.w_node[rows, ja], self.w_node[rows, ja + 1]
+        d0, d1 = self.dw_node[rows, ja], self.dw_node[rows, ja + 1]
+        return h00[at] * w0 + h10[at] * d0 + h01[at] * w1 + h11[at] * d1
 
     def raw(self, rows: np.ndarray, x: np.ndarray) -> np.ndarray:
         """Total variance of slices ``rows`` before the calendar maximum, shape ``(rows, N)``.
@@ -183,7 +186,7 @@ class SliceCurves:
                 w[sel] = np.where(u[sel] > 0, _power_w(tail, side, rows[sel], x, w[sel]), w[sel])
         ri, ci = np.nonzero((xx >= lo) & (xx <= hi))
         if ri.size:
-            w[ri, ci] = self._hermite(rows[ri], x[ci])
+            w[ri, ci] = self._hermite(rows[ri], ci, x)
         return w
 
     def w(self, i: int, x: np.ndarray) -> np.ndarray:

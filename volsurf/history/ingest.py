@@ -475,9 +475,13 @@ def _run_dask(tasks: list[tuple[str, str]], store_url: str, jobs: int, scheduler
         raise ParameterError("--engine dask needs dask.distributed", hint="pip install 'dask[distributed]'") from exc
     cluster = None
     if scheduler is None:
-        # one single-threaded worker process per job: the fit is CPU-bound Python/numpy
-        cluster = LocalCluster(n_workers=max(1, jobs), threads_per_worker=1, processes=True,
-                               dashboard_address=None, memory_limit="2GiB")
+        import dask
+
+        # one single-threaded worker process per job: the fit is CPU-bound Python/numpy. No dashboard, so the
+        # workers' statistical profiler (a stack sample every 10 ms, holding the GIL) only costs CPU.
+        with dask.config.set({"distributed.worker.profile.enabled": False}):
+            cluster = LocalCluster(n_workers=max(1, jobs), threads_per_worker=1, processes=True,
+                                   dashboard_address=None, memory_limit="2GiB")
         client = Client(cluster)
     else:
         try:

@@ -303,6 +303,35 @@ def test_by_strike_and_walls():
     assert gex.find_walls(gex.by_strike(strike, call, np.zeros(6))).call_wall is None
 
 
+def test_walls_from_arrays_equal_the_table_walls_and_signs_scale_exactly():
+    rng = np.random.default_rng(5)
+    strike = rng.choice(np.arange(4000.0, 5000.0, 25.0), 400)
+    call = rng.random(400) < 0.5
+    unsigned = rng.gamma(2.0, 1e7, 400)
+    index = np.unique(strike, return_inverse=True)
+    strikes, call_u, put_u = gex.strike_totals(strike, call, unsigned, index)
+    for a in gex.ASSUMPTIONS.values():
+        signed = unsigned * a.signs(call)
+        from_table = gex.find_walls(gex.by_strike(strike, call, signed))
+        assert gex.strike_walls(strike, call, signed) == from_table
+        # +-1 signs scale the per-strike sums exactly, so the walls of the unsigned sums are the same walls
+        assert gex.walls_from_totals(strikes, a.call_sign * call_u, a.put_sign * put_u) == from_table
+
+
+def test_combined_model_and_gamma_alone_match_the_general_forms():
+    rng = np.random.default_rng(6)
+    k, t, sig, fwd, disc, call, oi = _chain(rng, n=400)
+    sig[::37] = np.nan  # unusable rows give 0 in both
+    cp = np.column_stack([np.where(call, oi, 0.0), np.where(call, 0.0, oi)])
+    model = gex.ProfileModel.build(4500.0, fwd, k, t, sig, disc, cp)
+    combo = np.array([1.0, -1.0])
+    one = model.combined(combo)
+    for s2 in (4300.0, 4500.0, 4711.5):
+        assert one.value(s2) == model.value(s2, combo)  # the same arithmetic, not only close
+    np.testing.assert_array_equal(gex.spot_gamma(4500.0, fwd, k, t, sig, disc),
+                                  gex.spot_greeks(4500.0, fwd, k, t, sig, call, disc).gamma)
+
+
 @pytest.mark.parametrize(
     ("trade", "expiry", "bucket"),
     [

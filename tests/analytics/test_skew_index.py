@@ -279,6 +279,13 @@ def test_chain_vix_terms_match_the_variance_index():
     assert d["sensitivity"] == res.sensitivity and d["warnings"] == []
 
 
+def test_a_given_variance_index_gives_the_same_skew_index():
+    frame = _chain(VAL, EXPIRIES)
+    vix = variance_index_from_chain(frame, VAL, 0.0)
+    assert skew_index_from_chain(frame, VAL, 0.0, variance=vix).to_dict() == skew_index_from_chain(
+        frame, VAL, 0.0).to_dict()
+
+
 def test_chain_monthly_terms_roll_and_extrapolate():
     res = skew_index_from_chain(_chain(VAL, EXPIRIES), VAL, 0.0, terms="monthly")
     assert res.available, res.reason

@@ -346,3 +346,17 @@ def test_raw_svi_is_sound_on_every_expiry_of_the_spx_sample():
     # SVI's ATM vol is near the market layer's (the old fit was 4.9 points off on 2027-01-15)
     for s in sel:
         assert abs(np.sqrt(s.svi_fit.params.total_variance(0.0) / s.t) - np.sqrt(s.atm_total_variance / s.t)) < 0.01
+
+
+def test_serial_fit_equals_the_threaded_fit_and_listed_queries_skip_the_price():
+    quotes = _synthetic_chain(3)
+    threaded, serial = fit_surface(quotes, overlap=True), fit_surface(quotes, overlap=False)
+    for a, b in zip(threaded.slices, serial.slices, strict=True):
+        np.testing.assert_array_equal(a.coef, b.coef)
+        np.testing.assert_array_equal(a.iv_svi, b.iv_svi)
+        np.testing.assert_array_equal(a.iv_essvi, b.iv_essvi)
+        assert a.svi_fit.params == b.svi_fit.params
+    k = np.linspace(0.6, 1.5, 301)
+    for t in serial.t:
+        assert threaded.essvi_fit.params_at(t) == serial.essvi_fit.params_at(t)
+        np.testing.assert_array_equal(serial.iv_k(k, t), serial.iv_and_call_k(k, t)[0])

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,9 +113,9 @@ def oi_concentration(strikes: np.ndarray, oi: np.ndarray, top: int = 5) -> OICon
 
 def quarter_end_expiry_dates(expiry_dates: np.ndarray | pd.Series) -> np.ndarray:
     """Boolean mask: expiry date is the last NYSE session of its calendar quarter."""
-    from volsurf.market.calendar import period_end_sessions
+    from volsurf.market.calendar import iso_days, period_end_sessions
 
-    d = _iso_days(np.asarray(expiry_dates))
+    d = iso_days(np.asarray(expiry_dates))
     if d is None:
         d = pd.to_datetime(pd.Series(np.asarray(expiry_dates))).to_numpy().astype("datetime64[D]")
     if d.size == 0:
@@ -124,19 +123,6 @@ def quarter_end_expiry_dates(expiry_dates: np.ndarray | pd.Series) -> np.ndarray
     return period_end_sessions(d, "quarter") == d
 
 
-_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-
-
-def _iso_days(values: np.ndarray) -> np.ndarray | None:
-    """``datetime64[D]`` of an array of ``YYYY-MM-DD`` strings (what ``pd.to_datetime`` gives for them, parsed by
-    numpy without the pandas format inference); None when any value is something else."""
-    items = values.tolist()
-    if not all(type(v) is str and _ISO_DATE.fullmatch(v) for v in items):
-        return None
-    try:
-        return np.array(items, dtype="datetime64[D]")
-    except ValueError:
-        return None
 
 
 _SUM_COLS = ("call_volume", "put_volume", "otm_put_volume", "call_oi", "put_oi", "otm_put_oi")

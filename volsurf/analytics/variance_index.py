@@ -22,7 +22,6 @@ Units: ``t`` in years (minutes / 525,600), rates continuously compounded decimal
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
@@ -524,7 +523,6 @@ def _eligible_expiries(frame: pd.DataFrame, roots: Sequence[str]) -> pd.DataFram
 
 
 _COLS = ("root", "expiry", "expiry_date", "settlement")
-_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _IntArray = npt.NDArray[np.int64]
 
 
@@ -547,7 +545,9 @@ class _Eligible:
         n = len(self.exp)
         if n == 0:
             return
-        days = _iso_days(self.exp["expiry_date"].to_numpy())
+        from volsurf.market.calendar import iso_days
+
+        days = iso_days(self.exp["expiry_date"].to_numpy())
         if days is not None:
             # the calendar arithmetic of the DatetimeIndex path below, on datetime64[D]
             weekday = (days.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
@@ -583,17 +583,6 @@ class _Eligible:
 
     def rows_of(self, i: int) -> _IntArray:
         return self._idx[self._pair == self._kept_pairs[i]]
-
-
-def _iso_days(values: npt.NDArray[Any]) -> npt.NDArray[np.datetime64] | None:
-    """``datetime64[D]`` of ``YYYY-MM-DD`` strings (the dates ``pd.to_datetime`` gives them); None otherwise."""
-    items = values.tolist()
-    if not all(type(v) is str and _ISO_DATE.fullmatch(v) for v in items):
-        return None
-    try:
-        return np.array(items, dtype="datetime64[D]")
-    except ValueError:
-        return None
 
 
 def _one_per_date(exp: pd.DataFrame) -> pd.DataFrame:

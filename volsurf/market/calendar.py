@@ -8,6 +8,7 @@ hand-written holiday list here.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from typing import Any
@@ -107,6 +108,21 @@ DateLike = dt.date | str | pd.Timestamp | np.datetime64
 def _sessions() -> np.ndarray:
     """All XNYS sessions as a sorted ``datetime64[D]`` array (for vectorized searchsorted look-ups)."""
     return nyse().sessions.to_numpy().astype("datetime64[D]")
+
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def iso_days(values: np.ndarray) -> np.ndarray | None:
+    """``datetime64[D]`` of an array of ``YYYY-MM-DD`` strings (the dates ``pd.to_datetime`` gives them, parsed by
+    numpy without pandas' format inference); None when any value is something else."""
+    items = values.tolist()
+    if not all(type(v) is str and _ISO_DATE.fullmatch(v) for v in items):
+        return None
+    try:
+        return np.array(items, dtype="datetime64[D]")
+    except ValueError:
+        return None
 
 
 def _to_day(day: DateLike) -> np.datetime64:

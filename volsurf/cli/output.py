@@ -71,8 +71,19 @@ def records_csv(records: Sequence[Mapping[str, Any]], columns: Sequence[str] | N
     w.writerow(cols)
     for rec in records:
         r = rec if all(type(k) is str for k in rec) else {str(k): v for k, v in rec.items()}
-        w.writerow(["" if (v := to_jsonable(r.get(c))) is None else v for c in cols])
+        w.writerow([_csv_cell(r.get(c)) for c in cols])
     return buf.getvalue()
+
+
+def _csv_cell(v: Any) -> Any:
+    """A CSV cell: :func:`to_jsonable` of ``v``, empty for null (finite floats, text and ints pass straight)."""
+    t = type(v)
+    if t is float:
+        return v if v - v == 0.0 else ""  # NaN and +-inf give NaN here
+    if t is str or t is int or t is bool:
+        return v
+    j = to_jsonable(v)
+    return "" if j is None else j
 
 
 #: Control characters a terminal would act on (escape sequences, carriage returns, bells): never printed from

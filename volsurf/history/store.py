@@ -421,25 +421,27 @@ class Store:
         per-snapshot files stay the truth, and readers that do not know the index never see it)."""
         return self._join(INDEX_DIR, f"{table}.parquet")
 
-    def _read_file(self, path: str) -> Any:
+    def _read_file(self, path: str, columns: Sequence[str] | None = None) -> Any:
         import pyarrow.parquet as pq
 
+        cols = None if columns is None else list(columns)
         if self.local:
-            return pq.read_table(path)
+            return pq.read_table(path, columns=cols)
         with self.fs.open(path, "rb") as fh:
-            return pq.read_table(fh)
+            return pq.read_table(fh, columns=cols)
 
-    def _read_files(self, paths: Sequence[str]) -> list[Any]:
+    def _read_files(self, paths: Sequence[str], columns: Sequence[str] | None = None) -> list[Any]:
         if len(paths) < 4:
-            return [self._read_file(p) for p in paths]
+            return [self._read_file(p, columns) for p in paths]
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=min(8, len(paths))) as pool:
-            return list(pool.map(self._read_file, paths))
+            return list(pool.map(lambda p: self._read_file(p, columns), paths))
 
-    def _metrics_table(self, extra: Sequence[Any] = ()) -> Any:
+    def _metrics_table(self, extra: Sequence[Any] = (), columns: Sequence[str] | None = None) -> Any:
         """The committed snapshots' metrics rows: from the index, from ``extra`` tables (rows just written),
-        and from the per-snapshot files of the snapshots neither holds. Sorted by snapshot id."""
+        and from the per-snapshot files of the snapshots neither holds. Sorted by snapshot id. ``columns``: only
+        those (``snapshot_id`` is always read)."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -448,10 +450,13 @@ class Store:
             return None
         parts = [t for t in extra if t is not None and t.num_rows]
         have = {str(x) for t in parts for x in t.column("snapshot_id").to_pylist()}
+        cols = None if columns is None else list(dict.fromkeys(["snapshot_id", *columns]))
+        if cols is not None:
+            parts = [t.select([c for c in cols if c in t.column_names]) for t in parts]
         ip = self.index_path()
         if self._exists(ip):
             try:
-                idx = self._read_file(ip)
+                idx = self._read_file(ip, self._present(ip, cols))
             except (OSError, pa.ArrowInvalid):  # a damaged cache is ignored (the files are the truth)
                 idx = None
             if idx is not None and idx.num_rows:
@@ -460,10 +465,24 @@ class Store:
                 idx = idx.filter(keep)
                 have |= {str(x) for x in idx.column("snapshot_id").to_pylist()}
                 parts.append(idx)
-        parts += self._read_files([self.metrics_path(s) for s in sorted(ids - have)])
+        missing = [self.metrics_path(s) for s in sorted(ids - have)]
+        parts += self._read_files(missing, self._present(missing[0], cols) if missing else None)
         tab = pa.concat_tables(parts, promote_options="permissive")
         tab = tab.filter(pc.is_in(tab["snapshot_id"], value_set=pa.array(sorted(ids))))
         return tab.take(pc.sort_indices(tab, [("snapshot_id", "ascending")]))
+
+    def _present(self, path: str, columns: list[str] | None) -> list[str] | None:
+        """The ``columns`` that the Parquet file at ``path`` has (older files may lack newer columns)."""
+        if columns is None:
+            return None
+        import pyarrow.parquet as pq
+
+        if self.local:
+            names = set(pq.read_schema(path).names)
+        else:
+            with self.fs.open(path, "rb") as fh:
+                names = set(pq.read_schema(fh).names)
+        return [c for c in columns if c in names]
 
     def update_index(self, new_rows: Sequence[Any] = ()) -> int:
         """Rewrite the metrics index (atomically) from the previous index, ``new_rows`` and the committed
@@ -485,12 +504,13 @@ class Store:
         import pyarrow.dataset as ds
 
         if table == "metrics":
-            tab = self._metrics_table()
+            # the filter may name columns outside ``columns``: read them all then
+            tab = self._metrics_table(columns=columns if filters is None else None)
             if tab is None:
                 return None
             if filters is not None:
                 tab = tab.filter(filters)
-            return tab.select(list(columns)) if columns is not None else tab
+            return tab.select([c for c in columns if c in tab.column_names]) if columns is not None else tab
         files = self._files(table)
         if not files:
             return None

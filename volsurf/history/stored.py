@@ -9,7 +9,7 @@ before a trade date and the latest earlier snapshot as a :class:`~volsurf.analyt
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -48,22 +48,27 @@ _SORT_KEYS: tuple[str, ...] = ("trade_date", "valuation_time", "quote_time", "sn
 
 
 def _read_arrow(store: Store, underlying: str | None, start: str | None, end: str | None,
-                before: str | None) -> Any:
-    """The stored metrics rows in range as an Arrow table, ordered by trade date, valuation and quote time (None
-    when there is none)."""
-    import pyarrow.dataset as ds
+                before: str | None, columns: Sequence[str] | None = None) -> Any:
+    """The stored metrics rows in range as an Arrow table (only ``columns`` when given), ordered by trade date,
+    valuation and quote time (None when there is none)."""
+    import pyarrow.compute as pc
 
-    flt = None
+    need = None if columns is None else list(dict.fromkeys([*columns, "underlying", *_SORT_KEYS]))
+    tab = store.read_table("metrics", columns=need)
+    if tab is None or tab.num_rows == 0:
+        return None
+    mask = None
     for cond in (
-        ds.field("underlying") == underlying if underlying else None,
-        ds.field("trade_date") >= start if start else None,
-        ds.field("trade_date") <= end if end else None,
-        ds.field("trade_date") < before if before else None,
+        pc.equal(tab["underlying"], underlying) if underlying else None,
+        pc.greater_equal(tab["trade_date"], start) if start else None,
+        pc.less_equal(tab["trade_date"], end) if end else None,
+        pc.less(tab["trade_date"], before) if before else None,
     ):
         if cond is not None:
-            flt = cond if flt is None else (flt & cond)
-    tab = store.read_table("metrics", filters=flt)
-    if tab is None or tab.num_rows == 0:
+            mask = cond if mask is None else pc.and_(mask, cond)
+    if mask is not None:
+        tab = tab.filter(mask)
+    if tab.num_rows == 0:
         return None
     # stable sort, as pandas' sort_values(kind="stable") on the same keys
     return tab.sort_by([(k, "ascending") for k in _SORT_KEYS])
@@ -146,13 +151,13 @@ def stored_series(
     from volsurf.signals.flags import rolling_baseline
 
     store = Store.open(store_url)
-    tab = _read_arrow(store, underlying, start, end, before)
+    rec_cols = record_columns(store)
+    # only the columns the series needs are read, and only the flat ones become pandas
+    flat_cols = list(dict.fromkeys([*rec_cols, *_SORT_KEYS, "underlying", "source_file"]))
+    tab = _read_arrow(store, underlying, start, end, before, columns=[*flat_cols, "demand_by_expiry"])
     if tab is None:
         what = f" of {underlying}" if underlying else ""
         raise DataError(f"no stored snapshot{what} in the range", hint="check --underlying, --from and --to")
-    rec_cols = record_columns(store)
-    # only the flat columns the series needs become pandas (the nested ones are slow to convert)
-    flat_cols = list(dict.fromkeys([*rec_cols, *_SORT_KEYS, "underlying", "source_file"]))
     df = tab.select([c for c in flat_cols if c in tab.column_names]).to_pandas()
     unders = sorted(df["underlying"].astype(str).unique())
     if len(unders) > 1:

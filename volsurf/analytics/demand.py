@@ -128,24 +128,12 @@ def quarter_end_expiry_dates(expiry_dates: np.ndarray | pd.Series) -> np.ndarray
 _SUM_COLS = ("call_volume", "put_volume", "otm_put_volume", "call_oi", "put_oi", "otm_put_oi")
 
 
-def _with_ratios(df: pd.DataFrame) -> pd.DataFrame:
-    """Add shares and ratios to a frame holding the ``_SUM_COLS`` sums (vectorized, NaN on zero totals)."""
-    vol = df["call_volume"] + df["put_volume"]
-    oi = df["call_oi"] + df["put_oi"]
+def share_ratios(sums: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """OTM put shares and put/call ratios from arrays of the ``_SUM_COLS`` sums (NaN where a total is not positive).
 
-    def div(a: pd.Series, b: pd.Series) -> pd.Series:
-        return (a / b.where(b > 0)).astype(float)
-
-    df = df.copy()
-    df["otm_put_volume_share"] = div(df["otm_put_volume"], vol)
-    df["otm_put_oi_share"] = div(df["otm_put_oi"], oi)
-    df["put_call_volume_ratio"] = div(df["put_volume"], df["call_volume"])
-    df["put_call_oi_ratio"] = div(df["put_oi"], df["call_oi"])
-    return df
-
-
-def _ratio_arrays(sums: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The shares and ratios of :func:`_with_ratios` on numpy arrays of the ``_SUM_COLS`` sums."""
+    ``otm_put_volume_share = otm_put_volume / (call_volume + put_volume)``, ``otm_put_oi_share`` likewise with
+    open interest, ``put_call_volume_ratio = put_volume / call_volume``, ``put_call_oi_ratio = put_oi / call_oi``.
+    """
     vol = sums["call_volume"] + sums["put_volume"]
     oi = sums["call_oi"] + sums["put_oi"]
 
@@ -159,6 +147,11 @@ def _ratio_arrays(sums: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         "put_call_volume_ratio": div(sums["put_volume"], sums["call_volume"]),
         "put_call_oi_ratio": div(sums["put_oi"], sums["call_oi"]),
     }
+
+
+def _with_ratios(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` (holding the ``_SUM_COLS`` sums) with the :func:`share_ratios` columns added."""
+    return df.assign(**share_ratios({c: df[c].to_numpy(dtype=float) for c in _SUM_COLS}))
 
 
 @dataclass(frozen=True, eq=False)
@@ -269,10 +262,10 @@ def otm_put_demand(
         notes.append("open interest missing in the whole file: OI shares and ratios unavailable")
     by_sums = {name: np.bincount(codes, weights=v, minlength=len(dates)) for name, v in sums.items()}
     is_qe = quarter_end_expiry_dates(dates_obj)
-    # built in one go (the same frame as column inserts and _with_ratios)
-    by_exp = pd.DataFrame({"expiry_date": dates_obj, **by_sums, **_ratio_arrays(by_sums), "is_quarter_end": is_qe})
+    # built in one go (the same frame as column inserts and share_ratios)
+    by_exp = pd.DataFrame({"expiry_date": dates_obj, **by_sums, **share_ratios(by_sums), "is_quarter_end": is_qe})
     tot_sums = {k: np.array([float(v.sum())]) for k, v in sums.items()}
-    totals = {k: float(v[0]) for k, v in {**tot_sums, **_ratio_arrays(tot_sums)}.items()}
+    totals = {k: float(v[0]) for k, v in {**tot_sums, **share_ratios(tot_sums)}.items()}
     if vol_missing:
         for c in ("otm_put_volume_share", "put_call_volume_ratio"):
             totals[c] = math.nan

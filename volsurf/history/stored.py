@@ -17,10 +17,7 @@ import pandas as pd
 
 from volsurf.errors import DataError, ParameterError
 from volsurf.history.store import DEMAND_EXPIRY_FLOATS, Store
-from volsurf.history.track import BASELINE_METRICS, TrackResult
-
-#: Floor of the baseline standard deviation, as in :func:`volsurf.history.track.track`.
-BASELINE_FLOOR = 0.0025
+from volsurf.history.track import BASELINE_FLOOR, BASELINE_METRICS, TrackResult
 
 _SUMS: tuple[str, ...] = ("call_volume", "put_volume", "otm_put_volume", "call_oi", "put_oi", "otm_put_oi")
 _SHARES: tuple[str, ...] = ("otm_put_volume_share", "otm_put_oi_share", "put_call_volume_ratio", "put_call_oi_ratio")
@@ -87,7 +84,7 @@ def _like_for_like(by_expiry: Any) -> dict[str, np.ndarray]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from volsurf.analytics.demand import _with_ratios
+    from volsurf.analytics.demand import share_ratios
 
     arr = by_expiry.combine_chunks() if isinstance(by_expiry, pa.ChunkedArray) else by_expiry
     n = len(arr)
@@ -105,10 +102,11 @@ def _like_for_like(by_expiry: Any) -> dict[str, np.ndarray]:
     cur = merged.groupby("pos")[list(_SUMS)].sum()
     prv = merged.groupby("pos")[[f"{c}_prev" for c in _SUMS]].sum()
     prv.columns = list(_SUMS)
-    cur_r, prev_r = _with_ratios(cur), _with_ratios(prv)
+    cur_r = share_ratios({c: cur[c].to_numpy(dtype=float) for c in _SUMS})
+    prev_r = share_ratios({c: prv[c].to_numpy(dtype=float) for c in _SUMS})
     pos = np.arange(1, n)
     for c in _SHARES:
-        d = (cur_r[c] - prev_r[c]).reindex(pos)
+        d = pd.Series(cur_r[c] - prev_r[c], index=cur.index).reindex(pos)
         # positions with no expiry in common: the shares of two empty sums (NaN), as demand_change gives
         out[c][1:] = d.to_numpy(dtype=float)
     return out

@@ -26,6 +26,10 @@ from volsurf.errors import DataError, ParameterError, VolsurfError
 # ---------------------------------------------------------------------------------------------------------
 
 #: Metrics given a trailing-baseline z-score and percentile in the series.
+#: Floor of a baseline's standard deviation (decimal vol or share: 0.25 vol point / 0.25 percentage point), so
+#: that a flat history does not turn a tiny move into a huge z-score.
+BASELINE_FLOOR = 0.0025
+
 BASELINE_METRICS: tuple[str, ...] = (
     "rr25_30d",
     "put_skew_90_100_30d",
@@ -155,8 +159,7 @@ def track(
     for m in BASELINE_METRICS:
         if m not in series.columns:
             continue
-        floor = 0.0025
-        b = rolling_baseline(series[m].to_numpy(dtype=float), window, min_history, floor)
+        b = rolling_baseline(series[m].to_numpy(dtype=float), window, min_history, BASELINE_FLOOR)
         series[f"{m}_z"] = b["z"]
         series[f"{m}_pct"] = b["percentile"]
     changes = [None] + [demand_change(cur.demand, prev.demand) for prev, cur in itertools.pairwise(results)]

@@ -442,3 +442,32 @@ def test_shared_not_written(tmp_path: Path):
     before = sorted(tmp_path.iterdir())
     load(src)
     assert sorted(tmp_path.iterdir()) == before
+
+
+def test_gzip_compressed_chains_load_like_the_plain_file(tmp_path: Path):
+    """A gzip copy (what `volsurf fetch --raw-dir` keeps) loads to the same snapshot; directories pick up
+    ``*.csv.gz`` and chain ``*.json.gz``; a truncated archive is a one-line input error (exit 2)."""
+    import gzip
+
+    from conftest import run_cli
+
+    from volsurf.history.store import content_hash
+    from volsurf.io import expand_paths
+
+    src = SAMPLES / "spy_2025-06-09_close.csv"
+    d = tmp_path / "raw"
+    d.mkdir()
+    gz = d / "spy_2025-06-09_close.csv.gz"
+    gz.write_bytes(gzip.compress(src.read_bytes(), mtime=0))
+    (d / "summary.json.gz").write_bytes(gzip.compress(b'{"schema_version": 1}', mtime=0))
+    plain, packed = load(src), load(gz)
+    pd.testing.assert_frame_equal(plain.frame, packed.frame, check_exact=True)
+    assert content_hash(plain) == content_hash(packed)  # the store sees the same snapshot
+    assert [Path(p).name for p in expand_paths([str(d)])] == [gz.name]
+    bad = tmp_path / "cut.csv.gz"
+    bad.write_bytes(gz.read_bytes()[: gz.stat().st_size // 2])
+    with pytest.raises(InputFileError, match="damaged gzip file"):
+        load(bad)
+    res = run_cli("skew", bad)
+    assert res.exit_code == 2 and "damaged gzip file" in res.stderr and "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1

@@ -33,6 +33,37 @@ WEEKLY_SUFFIXES = ("W", "P")  # SPXW -> SPX, NDXP -> NDX, RUTW -> RUT
 
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _gunzip(path: str, raw: bytes) -> bytes:
+    """The content of a gzip file (every member), or a one-line error for a damaged or truncated one."""
+    import gzip
+    import zlib
+
+    try:
+        return gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputFileError(path, f"damaged gzip file ({exc})", "download the file again, or decompress it "
+                             "with gunzip to see how much is left") from exc
+
+
+def gzip_head(path: str | Path, size: int) -> bytes:
+    """The first ``size`` bytes of a file's content, decompressed when it is gzip (b"" when unreadable)."""
+    import gzip
+    import zlib
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(size)
+        if head[:2] != GZIP_MAGIC:
+            return head
+        with gzip.open(path, "rb") as gz:
+            return gz.read(size)
+    except (OSError, EOFError, zlib.error):
+        return b""
+
+
 def _read_text(path: str) -> str:
     p = Path(path)
     if not p.exists():
@@ -43,6 +74,8 @@ def _read_text(path: str) -> str:
         raw = p.read_bytes()
     except OSError as exc:
         raise InputFileError(path, f"cannot read the file ({exc.strerror or exc})", "check its permissions") from exc
+    if raw[:2] == GZIP_MAGIC:  # a gzip-compressed chain (e.g. the raw responses `volsurf fetch --raw-dir` keeps)
+        raw = _gunzip(path, raw)
     if not raw or raw.isspace():  # (no stripped copy of a large file)
         raise InputFileError(path, "file is empty", "download the chain again")
     if b"\x00" in raw[:4096] or _binary_share(raw[:4096]) > 0.05:

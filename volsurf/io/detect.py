@@ -18,7 +18,7 @@ from volsurf.errors import FormatError, InputFileError, ParameterError, UnknownF
 from volsurf.io.canonical import CANONICAL_MAGIC, _load_canonical
 from volsurf.io.cboe_csv import _find_cboe_header, _load_cboe
 from volsurf.io.cboe_json import _load_cboe_json
-from volsurf.io.common import _num, _read_long_csv, _read_text, _require_columns
+from volsurf.io.common import _num, _read_long_csv, _read_text, _require_columns, gzip_head
 from volsurf.io.datashop import _datashop_frames, _datashop_snapshot, _load_datashop
 from volsurf.io.dates import parse_as_of
 from volsurf.io.optionsdx import _load_optionsdx
@@ -183,17 +183,23 @@ def load_all(path: str | os.PathLike, **options: Any) -> list[Snapshot]:
 def _looks_like_chain_json(path: Path) -> bool:
     """Whether a ``.json`` file in a directory is a chain feed (other JSON, such as a report's summary.json, is
     not picked up from directories; named explicitly it still loads or fails with its reason)."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(65536)
-    except OSError:
+    head = gzip_head(path, 65536)
+    if not head:
         return True  # let the loader report it
     return any(key in head for key in (b'"callExpDateMap"', b'"putExpDateMap"', b'"options"'))
 
 
+def _chain_suffix(path: Path) -> str:
+    """The chain suffix of a file name, looking through a ``.gz`` (``x.json.gz`` -> ``.json``)."""
+    suffixes = [x.lower() for x in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes = suffixes[:-1]
+    return suffixes[-1] if suffixes else ""
+
+
 def expand_paths(paths: Iterable[str]) -> list[str]:
-    """Files from paths, directories (recursively: ``*.csv``, ``*.txt`` and chain ``*.json`` feeds) and glob
-    patterns, deduplicated."""
+    """Files from paths, directories (recursively: ``*.csv``, ``*.txt`` and chain ``*.json`` feeds, each also
+    gzip-compressed as ``*.gz``) and glob patterns, deduplicated."""
     out: list[str] = []
     for p in paths:
         if any(ch in p for ch in "*?["):
@@ -202,10 +208,10 @@ def expand_paths(paths: Iterable[str]) -> list[str]:
                 raise InputFileError(p, "glob matched no files")
             out.extend(m for m in matches if os.path.isfile(m))
         elif os.path.isdir(p):
-            found = sorted(str(f) for f in Path(p).rglob("*") if f.is_file() and f.suffix.lower() in CHAIN_SUFFIXES
-                           and (f.suffix.lower() != ".json" or _looks_like_chain_json(f)))
+            found = sorted(str(f) for f in Path(p).rglob("*") if f.is_file() and _chain_suffix(f) in CHAIN_SUFFIXES
+                           and (_chain_suffix(f) != ".json" or _looks_like_chain_json(f)))
             if not found:
-                raise InputFileError(p, "directory holds no .csv, .txt or .json files")
+                raise InputFileError(p, "directory holds no .csv, .txt or .json files (plain or .gz)")
             out.extend(found)
         else:
             out.append(p)

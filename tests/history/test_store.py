@@ -217,6 +217,20 @@ def test_sql_views(spy_store: str) -> None:
         query(spy_store, "SELECT no_such_column FROM metrics")
 
 
+def test_sql_times_are_new_york_instants(spy_store: str) -> None:
+    """Expiries come back as the instants the contracts table holds, shown in New York time with the offset (a
+    SPY PM expiry settles at 16:00 New York), not as naive UTC."""
+    from volsurf.history.sql import query
+    from volsurf.history.store import Store
+
+    df = query(spy_store, "SELECT DISTINCT expiry, settlement FROM contracts ORDER BY 1")
+    assert str(df["expiry"].dt.tz) == "America/New_York"
+    pm = df.loc[df["settlement"] == "PM", "expiry"]
+    assert len(pm) and (pm.dt.hour == 16).all() and (pm.dt.minute == 0).all()
+    stored = Store.open(spy_store).read_table("contracts", columns=["expiry"]).column("expiry").to_pandas()
+    assert set(df["expiry"].dt.tz_convert("UTC")) == set(stored.dt.tz_convert("UTC"))
+
+
 def test_not_a_store(tmp_path: Path) -> None:
     from volsurf.errors import InputFileError
 

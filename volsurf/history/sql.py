@@ -85,6 +85,28 @@ def connect(store_url: str, *, threads: int | None = None) -> Any:
     return con
 
 
+def _new_york_times(df: Any, description: Any) -> Any:
+    """Instants shown in New York time with their offset, like the store's own time columns.
+
+    DuckDB hands ``TIMESTAMPTZ_NS`` columns (the contracts' ``expiry``, written from pandas' nanosecond times) to
+    pandas as naive UTC; they are localized to UTC first. Every time-zone-aware column is then converted to
+    New York time (the same instant)."""
+    import pandas as pd
+
+    from volsurf.units import NY
+
+    for name, typ, *_ in description:
+        col = df.get(name)
+        if col is None or not pd.api.types.is_datetime64_any_dtype(col.dtype):
+            continue
+        if getattr(col.dtype, "tz", None) is None:
+            if "TZ" not in str(typ).upper() and "TIME ZONE" not in str(typ).upper():
+                continue  # a plain TIMESTAMP: no instant to convert
+            col = col.dt.tz_localize("UTC")
+        df[name] = col.dt.tz_convert(NY)
+    return df
+
+
 def query(store_url: str, sql: str, *, threads: int | None = None) -> Any:
     """Run ``sql`` over the store's views and return the result as a pandas DataFrame.
 
@@ -96,7 +118,8 @@ def query(store_url: str, sql: str, *, threads: int | None = None) -> Any:
     duckdb = _duckdb()
     con = connect(store_url, threads=threads)
     try:
-        return con.execute(sql).df()
+        res = con.execute(sql)
+        return _new_york_times(res.df(), res.description or [])
     except duckdb.Error as exc:
         msg = " ".join(str(exc).split())
         raise ParameterError(f"query failed: {msg}", hint=f"views: {', '.join(VIEWS)}") from exc

@@ -246,14 +246,6 @@ class SliceSolution:
         return self.status in SOLVED_STATUSES
 
 
-def csc(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, shape: tuple[int, int]) -> sp.csc_matrix:
-    """CSC matrix from unique (row, col) entries: one sort instead of scipy's COO checks and conversions."""
-    o = np.argsort(cols * shape[0] + rows, kind="stable")
-    indptr = np.zeros(shape[1] + 1, dtype=np.int32)
-    np.cumsum(np.bincount(cols, minlength=shape[1]), out=indptr[1:])
-    return sp.csc_matrix((vals[o], rows[o].astype(np.int32), indptr), shape=shape)
-
-
 def floor_mask(knots: np.ndarray, prev_range: tuple[float, float], cur_range: tuple[float, float]) -> np.ndarray:
     """Coefficients that keep the previous slice's floor ``a_j >= a_prev_j`` when the full floor fails.
 

@@ -172,6 +172,59 @@ def test_track_store_equals_track_over_files(spy_store: str, tmp_path: Path) -> 
     pd.testing.assert_frame_equal(a, b, check_exact=True)
 
 
+def _same(a: object, b: object) -> bool:
+    """Equal values of the same type (NaN equal to NaN)."""
+    if type(a) is not type(b):
+        return False
+    return a == b or (isinstance(a, float) and math.isnan(a) and math.isnan(b))  # type: ignore[arg-type]
+
+
+def test_track_records_equal_the_frame_records(spy_store: str) -> None:
+    """``track --store`` prints stored_track_records (no DataFrame): the same columns, values and Python types as
+    stored_series(...).records(), with the superseded snapshots reported alike."""
+    from volsurf.history.stored import stored_series, stored_track_records
+
+    for kw in ({}, {"start": "2025-07-01"}, {"window": 3, "min_history": 2}):
+        frame = stored_series(spy_store, **kw)  # type: ignore[arg-type]
+        fast = stored_track_records(spy_store, **kw)  # type: ignore[arg-type]
+        assert fast.columns == list(frame.series.columns)
+        assert fast.skipped == frame.skipped and fast.baseline == frame.baseline
+        want = frame.records()
+        assert len(fast.records) == len(want) > 0
+        for r, w in zip(fast.records, want, strict=True):
+            assert list(r) == list(w)
+            assert all(_same(r[k], w[k]) for k in w), [k for k in w if not _same(r[k], w[k])]
+
+
+@pytest.mark.parametrize(
+    ("values", "arrow_type"),
+    [
+        ([1.5, None, float("nan")], "float64"),
+        ([1, 2, 3], "int64"),
+        ([1, None, 3], "int64"),
+        ([True, False], "bool"),
+        ([True, None], "bool"),
+        (["a", "b"], "string"),
+        (["a", None], "string"),
+        ([None, None], "string"),
+    ],
+)
+def test_column_values_type_like_pandas(values: list[object], arrow_type: str) -> None:
+    """An Arrow column's record values are typed as pandas' to_pandas + to_dict(orient="records") types them
+    (the reference), including the track frame's all-missing text column of None."""
+    import pyarrow as pa
+
+    from volsurf.history.stored import _column_values
+
+    col = pa.chunked_array([pa.array(values, type=pa.type_for_alias(arrow_type))])
+    s = pa.table({"c": col}).to_pandas()["c"]
+    if s.isna().all() and pd.api.types.is_string_dtype(s.dtype) and s.dtype != object:
+        s = pd.Series([None] * len(s), dtype=object)
+    want = pd.DataFrame({"c": s}).to_dict(orient="records")
+    got = _column_values(col)
+    assert all(_same(g, w["c"]) for g, w in zip(got, want, strict=True)), (got, want)
+
+
 def test_like_for_like_matches_demand_change() -> None:
     """The vectorized like-for-like share changes equal demand_change's, pair by pair."""
     from volsurf.analytics.demand import demand_change

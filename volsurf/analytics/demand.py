@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from volsurf.analytics.shares import SUM_COLUMNS, share_ratios
 from volsurf.errors import DataError
 
 _NEEDED = ("expiry", "expiry_date", "strike", "type", "volume", "open_interest")
@@ -125,28 +126,7 @@ def quarter_end_expiry_dates(expiry_dates: np.ndarray | pd.Series) -> np.ndarray
 
 
 
-_SUM_COLS = ("call_volume", "put_volume", "otm_put_volume", "call_oi", "put_oi", "otm_put_oi")
-
-
-def share_ratios(sums: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """OTM put shares and put/call ratios from arrays of the ``_SUM_COLS`` sums (NaN where a total is not positive).
-
-    ``otm_put_volume_share = otm_put_volume / (call_volume + put_volume)``, ``otm_put_oi_share`` likewise with
-    open interest, ``put_call_volume_ratio = put_volume / call_volume``, ``put_call_oi_ratio = put_oi / call_oi``.
-    """
-    vol = sums["call_volume"] + sums["put_volume"]
-    oi = sums["call_oi"] + sums["put_oi"]
-
-    def div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        with np.errstate(invalid="ignore"):
-            return a / np.where(b > 0, b, np.nan)
-
-    return {
-        "otm_put_volume_share": div(sums["otm_put_volume"], vol),
-        "otm_put_oi_share": div(sums["otm_put_oi"], oi),
-        "put_call_volume_ratio": div(sums["put_volume"], sums["call_volume"]),
-        "put_call_oi_ratio": div(sums["put_oi"], sums["call_oi"]),
-    }
+_SUM_COLS = SUM_COLUMNS
 
 
 def _with_ratios(df: pd.DataFrame) -> pd.DataFrame:

@@ -36,12 +36,14 @@ import os
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from volsurf.errors import InputFileError, ParameterError
+
+if TYPE_CHECKING:  # pandas is imported where a frame is made: `track --store` reads Arrow and starts faster
+    import pandas as pd
 
 SCHEMA_VERSION = 1
 MARKER = "_volsurf_store.json"
@@ -68,6 +70,8 @@ def content_hash(snapshot: Any) -> str:
     same quotes downloaded twice, renamed, or exported with another date format hash the same. Rows are taken
     in contract order, floats by their IEEE bytes (NaN canonical).
     """
+    import pandas as pd
+
     meta = snapshot.meta
     f = snapshot.frame
     order = np.argsort(f["contract"].to_numpy(dtype=str), kind="stable")
@@ -199,6 +203,8 @@ def table_schema(columns: Sequence[str], strings: Iterable[str] = (), ints: Iter
 def frame_to_table(frame: pd.DataFrame) -> Any:
     """Arrow table of a pandas frame with a schema fixed by dtype (object columns are always strings), so every
     snapshot's file of one table has the same schema."""
+    import pandas as pd
+
     pa = _pa()
     fields = []
     for c in frame.columns:
@@ -428,13 +434,15 @@ class Store:
         return self._join(INDEX_DIR, f"{table}.parquet")
 
     def _read_file(self, path: str, columns: Sequence[str] | None = None) -> Any:
+        """One Parquet file as an Arrow table (``ParquetFile``: ``read_table`` would import ``pyarrow.dataset``
+        and with it pandas, which ``track --store`` does without)."""
         import pyarrow.parquet as pq
 
         cols = None if columns is None else list(columns)
         if self.local:
-            return pq.read_table(path, columns=cols)
+            return pq.ParquetFile(path).read(columns=cols)
         with self.fs.open(path, "rb") as fh:
-            return pq.read_table(fh, columns=cols)
+            return pq.ParquetFile(fh).read(columns=cols)
 
     def _read_files(self, paths: Sequence[str], columns: Sequence[str] | None = None) -> list[Any]:
         if len(paths) < 4:
@@ -507,8 +515,6 @@ class Store:
         are restricted to committed snapshots; ``contracts`` gets its ``underlying`` and ``trade_date`` columns
         from the partition directories.
         """
-        import pyarrow.dataset as ds
-
         if table == "metrics":
             # the filter may name columns outside ``columns``: read them all then
             tab = self._metrics_table(columns=columns if filters is None else None)
@@ -517,6 +523,8 @@ class Store:
             if filters is not None:
                 tab = tab.filter(filters)
             return tab.select([c for c in columns if c in tab.column_names]) if columns is not None else tab
+        import pyarrow.dataset as ds  # imports pandas: not on the metrics path (`track --store`)
+
         files = self._files(table)
         if not files:
             return None
@@ -537,6 +545,7 @@ class Store:
                      columns: Sequence[str] | None = None) -> pd.DataFrame:
         """The metrics table as a DataFrame, optionally for one underlying and a trade-date range (inclusive),
         ordered by trade date, valuation time and quote time."""
+        import pandas as pd
         import pyarrow.dataset as ds
 
         flt = None

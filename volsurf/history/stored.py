@@ -10,16 +10,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
+from volsurf.analytics.shares import SUM_COLUMNS, share_ratios
 from volsurf.errors import DataError, ParameterError
 from volsurf.history.store import DEMAND_EXPIRY_FLOATS, Store
-from volsurf.history.track import BASELINE_FLOOR, BASELINE_METRICS, TrackResult
+from volsurf.signals.baseline import BASELINE_FLOOR, BASELINE_METRICS, baseline_columns
 
-_SUMS: tuple[str, ...] = ("call_volume", "put_volume", "otm_put_volume", "call_oi", "put_oi", "otm_put_oi")
+if TYPE_CHECKING:  # pandas only where a frame is made (`track --store` starts faster without it)
+    import pandas as pd
+
+    from volsurf.history.track import TrackResult
+
+_SUMS: tuple[str, ...] = SUM_COLUMNS
 _SHARES: tuple[str, ...] = ("otm_put_volume_share", "otm_put_oi_share", "put_call_volume_ratio", "put_call_oi_ratio")
 
 
@@ -73,6 +79,8 @@ def _read_arrow(store: Store, underlying: str | None, start: str | None, end: st
 
 def _read(store: Store, underlying: str | None, start: str | None, end: str | None,
           before: str | None) -> pd.DataFrame:
+    import pandas as pd
+
     tab = _read_arrow(store, underlying, start, end, before)
     return pd.DataFrame() if tab is None else tab.to_pandas()
 
@@ -80,36 +88,90 @@ def _read(store: Store, underlying: str | None, start: str | None, end: str | No
 def _like_for_like(by_expiry: Any) -> dict[str, np.ndarray]:
     """Like-for-like share changes of each row against the previous one (as
     :func:`volsurf.analytics.demand.demand_change`), vectorized over the series; ``by_expiry`` is the Arrow
-    ``demand_by_expiry`` column (a list of per-expiry rows per snapshot)."""
+    ``demand_by_expiry`` column (a list of per-expiry rows per snapshot), or a list of such lists.
+
+    Each row's sums and the previous row's are taken over the expiry dates both list (a missing sum counts 0),
+    then :func:`~volsurf.analytics.shares.share_ratios` of each; NaN where the two rows have no expiry in common.
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from volsurf.analytics.demand import share_ratios
-
-    arr = by_expiry.combine_chunks() if isinstance(by_expiry, pa.ChunkedArray) else by_expiry
+    if isinstance(by_expiry, pa.ChunkedArray):
+        arr = by_expiry.combine_chunks()
+    elif isinstance(by_expiry, pa.Array):
+        arr = by_expiry
+    else:
+        arr = pa.array(list(by_expiry))
     n = len(arr)
     out = {c: np.full(n, np.nan) for c in _SHARES}
     lengths = pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False).astype(np.int64)
     if n < 2 or lengths.sum() == 0:
         return out
     flat = pc.list_flatten(arr)
-    long = pd.DataFrame({"expiry_date": flat.field("expiry_date").to_numpy(zero_copy_only=False),
-                         **{c: flat.field(c).to_numpy(zero_copy_only=False).astype(float) for c in _SUMS}})
-    long["pos"] = np.repeat(np.arange(n), lengths)
-    prev = long[["pos", "expiry_date", *_SUMS]].assign(pos=long["pos"] + 1)
-    merged = long[["pos", "expiry_date", *_SUMS]].merge(prev, on=["pos", "expiry_date"], suffixes=("", "_prev"))
-    merged[[*_SUMS, *(f"{c}_prev" for c in _SUMS)]] = merged[[*_SUMS, *(f"{c}_prev" for c in _SUMS)]].fillna(0.0)
-    cur = merged.groupby("pos")[list(_SUMS)].sum()
-    prv = merged.groupby("pos")[[f"{c}_prev" for c in _SUMS]].sum()
-    prv.columns = list(_SUMS)
-    cur_r = share_ratios({c: cur[c].to_numpy(dtype=float) for c in _SUMS})
-    prev_r = share_ratios({c: prv[c].to_numpy(dtype=float) for c in _SUMS})
-    pos = np.arange(1, n)
+    dates = pc.fill_null(pc.cast(flat.field("expiry_date"), pa.string()), "").to_numpy(zero_copy_only=False)
+    sums = np.column_stack([np.nan_to_num(flat.field(c).to_numpy(zero_copy_only=False).astype(float), nan=0.0)
+                            for c in _SUMS])
+    pos = np.repeat(np.arange(n), lengths)
+    _, code = np.unique(dates.astype(str), return_inverse=True)
+    n_code = int(code.max()) + 1
+    key = pos * n_code + code  # (row, expiry date); a row lists each expiry date once
+    # entry j of row i meets entry k of row i - 1 with the same date: key_j == key_k + n_code
+    _, cur_at, prev_at = np.intersect1d(key, key + n_code, assume_unique=True, return_indices=True)
+    row = pos[cur_at]
+    has = np.bincount(row, minlength=n) > 0
+    cur = {c: np.bincount(row, sums[cur_at, j], minlength=n) for j, c in enumerate(_SUMS)}
+    prv = {c: np.bincount(row, sums[prev_at, j], minlength=n) for j, c in enumerate(_SUMS)}
+    cur_r, prev_r = share_ratios(cur), share_ratios(prv)
     for c in _SHARES:
-        d = pd.Series(cur_r[c] - prev_r[c], index=cur.index).reindex(pos)
-        # positions with no expiry in common: the shares of two empty sums (NaN), as demand_change gives
-        out[c][1:] = d.to_numpy(dtype=float)
+        out[c][1:] = np.where(has, cur_r[c] - prev_r[c], np.nan)[1:]
     return out
+
+
+@dataclass(frozen=True)
+class _StoredColumns:
+    """The stored ``track`` series as columns: the record columns as Arrow, the baselines and like-for-like
+    changes as arrays (one definition for the DataFrame of :func:`stored_series` and the records of
+    :func:`stored_track_records`)."""
+
+    table: Any
+    derived: dict[str, np.ndarray]
+    skipped: tuple[tuple[str, str], ...]
+
+
+def _stored_columns(store_url: str, underlying: str | None, start: str | None, end: str | None,
+                    before: str | None, window: int, min_history: int, keep_duplicates: bool) -> _StoredColumns:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    store = Store.open(store_url)
+    rec_cols = record_columns(store)
+    # only the columns the series needs are read
+    flat_cols = list(dict.fromkeys([*rec_cols, *_SORT_KEYS, "underlying", "source_file"]))
+    tab = _read_arrow(store, underlying, start, end, before, columns=[*flat_cols, "demand_by_expiry"])
+    if tab is None:
+        what = f" of {underlying}" if underlying else ""
+        raise DataError(f"no stored snapshot{what} in the range", hint="check --underlying, --from and --to")
+    unders = sorted(str(u) for u in pc.unique(tab["underlying"]).to_pylist())
+    if len(unders) > 1:
+        raise ParameterError(f"the store holds several underlyings: {', '.join(unders)}",
+                             hint="pick one with --underlying")
+    skipped: list[tuple[str, str]] = []
+    if not keep_duplicates:
+        # a trade date's latest snapshot (rows are in time order) supersedes the earlier ones
+        dates = np.asarray(tab["trade_date"].to_pylist(), dtype=object)
+        superseded = np.zeros(len(dates), dtype=bool)
+        superseded[:-1] = dates[:-1] == dates[1:]
+        for src, d in zip(np.asarray(tab["source_file"].to_pylist(), dtype=object)[superseded], dates[superseded],
+                          strict=True):
+            skipped.append((str(src), f"superseded by a later snapshot of {d}"))
+        tab = tab.filter(pa.array(~superseded))
+    cols = [c for c in rec_cols if c in tab.column_names]
+    floats = {m: tab[m].to_numpy().astype(float) for m in BASELINE_METRICS if m in cols}
+    derived = baseline_columns(floats, window, min_history)
+    lfl = _like_for_like(tab["demand_by_expiry"])
+    for c in ("otm_put_oi_share", "otm_put_volume_share"):
+        derived[f"d_{c}"] = lfl[c]
+    return _StoredColumns(tab.select(cols), derived, tuple(skipped))
 
 
 def stored_series(
@@ -146,46 +208,89 @@ def stored_series(
         ``series`` as :func:`volsurf.history.track.track` with ``surface="fitted"``; ``snapshots`` is empty (use
         :func:`metrics_from_row` on a row of :meth:`Store.read_metrics` for one snapshot's objects).
     """
-    from volsurf.signals.flags import rolling_baseline
+    import pandas as pd
 
-    store = Store.open(store_url)
-    rec_cols = record_columns(store)
-    # only the columns the series needs are read, and only the flat ones become pandas
-    flat_cols = list(dict.fromkeys([*rec_cols, *_SORT_KEYS, "underlying", "source_file"]))
-    tab = _read_arrow(store, underlying, start, end, before, columns=[*flat_cols, "demand_by_expiry"])
-    if tab is None:
-        what = f" of {underlying}" if underlying else ""
-        raise DataError(f"no stored snapshot{what} in the range", hint="check --underlying, --from and --to")
-    df = tab.select([c for c in flat_cols if c in tab.column_names]).to_pandas()
-    unders = sorted(df["underlying"].astype(str).unique())
-    if len(unders) > 1:
-        raise ParameterError(f"the store holds several underlyings: {', '.join(unders)}",
-                             hint="pick one with --underlying")
-    skipped: list[tuple[str, str]] = []
-    demand = tab.column("demand_by_expiry")
-    if not keep_duplicates:
-        superseded = df["trade_date"].duplicated(keep="last").to_numpy()
-        for src, d in zip(df.loc[superseded, "source_file"], df.loc[superseded, "trade_date"], strict=True):
-            skipped.append((str(src), f"superseded by a later snapshot of {d}"))
-        df = df.loc[~superseded].reset_index(drop=True)
-        demand = demand.filter(~superseded)
-    cols = [c for c in rec_cols if c in df.columns]
-    series = df[cols].copy()
-    for c in cols:
+    from volsurf.history.track import TrackResult
+
+    sc = _stored_columns(store_url, underlying, start, end, before, window, min_history, keep_duplicates)
+    series = sc.table.to_pandas()
+    for c in series.columns:
         # a text column with no value at all is a column of None in track's frame (pandas infers object)
         if series[c].dtype != object and pd.api.types.is_string_dtype(series[c].dtype) and series[c].isna().all():
             series[c] = pd.Series([None] * len(series), index=series.index, dtype=object)
-    for m in BASELINE_METRICS:
-        if m not in series.columns:
-            continue
-        b = rolling_baseline(series[m].to_numpy(dtype=float), window, min_history, BASELINE_FLOOR)
-        series[f"{m}_z"] = b["z"]
-        series[f"{m}_pct"] = b["percentile"]
-    lfl = _like_for_like(demand)
-    for c in ("otm_put_oi_share", "otm_put_volume_share"):
-        series[f"d_{c}"] = lfl[c]
-    return TrackResult(series, (), tuple(skipped), {"window": window, "min_history": min_history,
-                                                     "source": "store"})
+    for c, v in sc.derived.items():
+        series[c] = v
+    return TrackResult(series, (), sc.skipped, _baseline_info(window, min_history))
+
+
+def _baseline_info(window: int, min_history: int) -> dict[str, Any]:
+    return {"window": window, "min_history": min_history, "source": "store"}
+
+
+@dataclass(frozen=True)
+class StoredTrack:
+    """The stored ``track`` series as records (what :meth:`TrackResult.records` gives for :func:`stored_series`,
+    built without pandas).
+
+    Attributes
+    ----------
+    columns : list of str
+        The series columns in order.
+    records : list of dict
+        One per snapshot, ordered by trade date.
+    skipped : tuple of (str, str)
+        ``(source_file, reason)`` of superseded snapshots.
+    baseline : dict
+        The trailing-baseline settings.
+    """
+
+    columns: list[str]
+    records: list[dict[str, Any]]
+    skipped: tuple[tuple[str, str], ...]
+    baseline: dict[str, Any]
+
+
+def _column_values(col: Any) -> list[Any]:
+    """An Arrow column's values typed as pandas' ``to_dict(orient="records")`` types them after ``to_pandas``:
+    integers with a null become floats (NaN), booleans with a null keep None, missing text is NaN (all missing:
+    None, as track's frame holds it)."""
+    import pyarrow as pa
+
+    t, nulls = col.type, col.null_count
+    if pa.types.is_floating(t):
+        return list(col.to_numpy().tolist())
+    if pa.types.is_integer(t):
+        return list(col.to_numpy().astype(float).tolist()) if nulls else col.to_pylist()
+    if pa.types.is_boolean(t):
+        return col.to_pylist()
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        values = col.to_pylist()
+        if nulls == len(values):
+            return values
+        return [math.nan if v is None else v for v in values] if nulls else values
+    import pandas as pd  # any other type: pandas' own conversion
+
+    return pd.Series(col.to_pandas()).astype(object).tolist()
+
+
+def stored_track_records(
+    store_url: str,
+    *,
+    underlying: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    window: int = 20,
+    min_history: int = 5,
+) -> StoredTrack:
+    """The records of :func:`stored_series` (same parameters) without building a DataFrame: what ``volsurf track
+    --store`` prints."""
+    sc = _stored_columns(store_url, underlying, start, end, None, window, min_history, False)
+    names = list(sc.table.column_names)
+    values = [_column_values(sc.table[c]) for c in names]
+    names += list(sc.derived)
+    values += [v.tolist() for v in sc.derived.values()]
+    records = [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
+    return StoredTrack(names, records, sc.skipped, _baseline_info(window, min_history))
 
 
 def _seq(row: Mapping[Any, Any], key: str) -> list[Any]:
@@ -207,6 +312,8 @@ def metrics_from_row(row: Mapping[Any, Any]) -> Any:
     maturities, variance and SKEW indices, demand with its per-expiry table, calendar; no per-expiry skew and no
     chart data)."""
     import dataclasses
+
+    import pandas as pd
 
     from volsurf.analytics.demand import DemandMetrics
     from volsurf.analytics.measure import SnapshotMetrics
@@ -293,4 +400,5 @@ def stored_history(
     return records, metrics_from_row(last)
 
 
-__all__ = ["BASELINE_FLOOR", "metrics_from_row", "record_columns", "stored_history", "stored_series"]
+__all__ = ["BASELINE_FLOOR", "StoredTrack", "metrics_from_row", "record_columns", "stored_history", "stored_series",
+           "stored_track_records"]

@@ -20,24 +20,11 @@ import pandas as pd
 from volsurf.analytics.demand import demand_change
 from volsurf.analytics.measure import SnapshotMetrics, like_for_like, path_metrics
 from volsurf.errors import DataError, ParameterError, VolsurfError
+from volsurf.signals.baseline import BASELINE_METRICS, baseline_columns
 
 # ---------------------------------------------------------------------------------------------------------
 # Time series
 # ---------------------------------------------------------------------------------------------------------
-
-#: Metrics given a trailing-baseline z-score and percentile in the series.
-#: Floor of a baseline's standard deviation (decimal vol or share: 0.25 vol point / 0.25 percentage point), so
-#: that a flat history does not turn a tiny move into a huge z-score.
-BASELINE_FLOOR = 0.0025
-
-BASELINE_METRICS: tuple[str, ...] = (
-    "rr25_30d",
-    "put_skew_90_100_30d",
-    "atm_iv_30d",
-    "otm_put_oi_share",
-    "otm_put_volume_share",
-)
-
 
 @dataclass(frozen=True, eq=False)
 class TrackResult:
@@ -103,7 +90,6 @@ def track(
         Per-file function (default :func:`path_metrics` with ``surface``).
     """
     from volsurf.io.collect import screen_files
-    from volsurf.signals.flags import rolling_baseline
 
     if metrics_fn is None:
         metrics_fn = partial(path_metrics, surface=surface)
@@ -156,12 +142,9 @@ def track(
                 kept.append(r)
         results = kept
     series = pd.DataFrame([r.record() for r in results])
-    for m in BASELINE_METRICS:
-        if m not in series.columns:
-            continue
-        b = rolling_baseline(series[m].to_numpy(dtype=float), window, min_history, BASELINE_FLOOR)
-        series[f"{m}_z"] = b["z"]
-        series[f"{m}_pct"] = b["percentile"]
+    for c, v in baseline_columns({m: series[m].to_numpy(dtype=float) for m in BASELINE_METRICS
+                                  if m in series.columns}, window, min_history).items():
+        series[c] = v
     changes = [None] + [demand_change(cur.demand, prev.demand) for prev, cur in itertools.pairwise(results)]
     for c in ("otm_put_oi_share", "otm_put_volume_share"):
         series[f"d_{c}"] = [like_for_like(ch).get(c, math.nan) if ch is not None else math.nan for ch in changes]

@@ -45,6 +45,7 @@ import numpy as np
 
 from volsurf.errors import ParameterError
 from volsurf.flag import Flag
+from volsurf.signals.baseline import rolling_baseline
 from volsurf.signals.calibration import MIN_HISTORY, calibrate_records
 
 # +1: a rise steepens the put skew / raises put demand; -1: a fall does (risk reversal, slope).
@@ -107,39 +108,6 @@ class Baseline:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def rolling_baseline(
-    values: Sequence[float] | np.ndarray, window: int = 20, min_history: int = 5, min_std: float = 0.0
-) -> dict[str, np.ndarray]:
-    """Trailing baseline of every element of a series (vectorized over the series).
-
-    Returns a dict of arrays ``n``, ``mean``, ``std``, ``z``, ``percentile`` (same length as ``values``).
-    """
-    if window < 1 or min_history < 2 or min_history > window:
-        raise ParameterError(
-            f"need window >= min_history >= 2, got window={window}, min_history={min_history}",
-            hint="e.g. window=20, min_history=5",
-        )
-    x = np.asarray(values, dtype=float)
-    n = x.size
-    padded = np.concatenate([np.full(window, np.nan), x])
-    # Row i holds x[i-window .. i-1]: the values before x[i].
-    win = np.lib.stride_tricks.sliding_window_view(padded[:-1], window) if n else np.zeros((0, window))
-    ok = np.isfinite(win)
-    cnt = ok.sum(axis=1)
-    w0 = np.where(ok, win, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = w0.sum(axis=1) / cnt
-        dev = np.where(ok, win - mean[:, None], 0.0)
-        std = np.sqrt((dev**2).sum(axis=1) / (cnt - 1))
-        enough = (cnt >= min_history) & np.isfinite(x)
-        z = np.where(enough, (x - mean) / np.maximum(std, min_std), np.nan)
-        below = (ok & (win < x[:, None])).sum(axis=1) + 0.5 * (ok & (win == x[:, None])).sum(axis=1)
-        pct = np.where(enough, below / cnt, np.nan)
-    mean = np.where(cnt > 0, mean, np.nan)
-    std = np.where(cnt > 1, std, np.nan)
-    return {"n": cnt, "mean": mean, "std": std, "z": z, "percentile": pct}
 
 
 def trailing_baseline(

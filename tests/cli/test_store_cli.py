@@ -94,3 +94,24 @@ def test_ingest_bad_input(tmp_path: Path) -> None:
     res = run_cli("ingest", str(bad), "--store", str(tmp_path / "s"), "--jobs", "1", "--format", "csv")
     assert res.exit_code == 0
     assert "failed" in res.stdout and res.stderr.startswith(f"failed {bad}:")
+
+
+def test_track_store_runs_without_pandas(store: str) -> None:
+    """`track --store` reads the metrics through Arrow and Python lists: the command never imports pandas (about
+    half its start-up time), and prints what the DataFrame path prints."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom volsurf.cli.main import main\ntry:\n    main(['track', '--store', sys.argv[1], "
+            "'--format', 'json'])\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "sys.stderr.write('PANDAS=%s' % ('pandas' in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code, store], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.endswith("PANDAS=False"), out.stderr
+    from volsurf.history.stored import stored_series
+
+    want = stored_series(store)
+    got = json.loads(out.stdout)
+    assert got["skipped"] == [list(x) for x in want.skipped]
+    assert len(got["series"]) == len(want.series) == 2
+    assert list(got["series"][0]) == list(want.series.columns)

@@ -136,6 +136,29 @@ def _pa() -> Any:
     return pa
 
 
+# pyarrow imports pandas (0.2-0.4 s) the first time it converts an array to numpy or a Python object to an array.
+# The metrics path (`volsurf track --store`) reads a few thousand values, so it goes through Python lists and
+# builds its filter masks from bytes; the command then starts without pandas.
+
+
+def arrow_floats(col: Any) -> np.ndarray:
+    """A numeric Arrow column as a float array, nulls as NaN (via a list: see above)."""
+    return np.array(col.to_pylist(), dtype=float)
+
+
+def arrow_mask(mask: np.ndarray) -> Any:
+    """A numpy boolean mask as an Arrow boolean array (from its packed bits: see above)."""
+    pa = _pa()
+    m = np.asarray(mask, dtype=bool)
+    return pa.Array.from_buffers(pa.bool_(), m.size, [None, pa.py_buffer(np.packbits(m, bitorder="little"))])
+
+
+def arrow_isin(col: Any, values: set[str]) -> np.ndarray:
+    """Boolean mask of the text column's values that are in ``values``."""
+    v = col.to_pylist()
+    return np.fromiter((x in values for x in v), dtype=bool, count=len(v))
+
+
 def _scalar_type(name: str) -> Any:
     pa = _pa()
     if name in STRING_COLUMNS:
@@ -474,15 +497,13 @@ class Store:
             except (OSError, pa.ArrowInvalid):  # a damaged cache is ignored (the files are the truth)
                 idx = None
             if idx is not None and idx.num_rows:
-                keep = pc.and_(pc.is_in(idx["snapshot_id"], value_set=pa.array(sorted(ids))),
-                               pc.invert(pc.is_in(idx["snapshot_id"], value_set=pa.array(sorted(have), pa.string()))))
-                idx = idx.filter(keep)
+                idx = idx.filter(arrow_mask(arrow_isin(idx["snapshot_id"], ids - have)))
                 have |= {str(x) for x in idx.column("snapshot_id").to_pylist()}
                 parts.append(idx)
         missing = [self.metrics_path(s) for s in sorted(ids - have)]
         parts += self._read_files(missing, self._present(missing[0], cols) if missing else None)
         tab = pa.concat_tables(parts, promote_options="permissive")
-        tab = tab.filter(pc.is_in(tab["snapshot_id"], value_set=pa.array(sorted(ids))))
+        tab = tab.filter(arrow_mask(arrow_isin(tab["snapshot_id"], ids)))
         return tab.take(pc.sort_indices(tab, [("snapshot_id", "ascending")]))
 
     def _present(self, path: str, columns: list[str] | None) -> list[str] | None:

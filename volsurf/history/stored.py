@@ -17,7 +17,7 @@ import numpy as np
 
 from volsurf.analytics.shares import SUM_COLUMNS, share_ratios
 from volsurf.errors import DataError, ParameterError
-from volsurf.history.store import DEMAND_EXPIRY_FLOATS, Store
+from volsurf.history.store import DEMAND_EXPIRY_FLOATS, Store, arrow_floats, arrow_mask
 from volsurf.signals.baseline import BASELINE_FLOOR, BASELINE_METRICS, baseline_columns
 
 if TYPE_CHECKING:  # pandas only where a frame is made (`track --store` starts faster without it)
@@ -54,23 +54,19 @@ def _read_arrow(store: Store, underlying: str | None, start: str | None, end: st
                 before: str | None, columns: Sequence[str] | None = None) -> Any:
     """The stored metrics rows in range as an Arrow table (only ``columns`` when given), ordered by trade date,
     valuation and quote time (None when there is none)."""
-    import pyarrow.compute as pc
-
     need = None if columns is None else list(dict.fromkeys([*columns, "underlying", *_SORT_KEYS]))
     tab = store.read_table("metrics", columns=need)
     if tab is None or tab.num_rows == 0:
         return None
-    mask = None
-    for cond in (
-        pc.equal(tab["underlying"], underlying) if underlying else None,
-        pc.greater_equal(tab["trade_date"], start) if start else None,
-        pc.less_equal(tab["trade_date"], end) if end else None,
-        pc.less(tab["trade_date"], before) if before else None,
-    ):
-        if cond is not None:
-            mask = cond if mask is None else pc.and_(mask, cond)
-    if mask is not None:
-        tab = tab.filter(mask)
+    if underlying or start or end or before:
+        unders = tab["underlying"].to_pylist()
+        dates = tab["trade_date"].to_pylist()
+        dated = bool(start or end or before)
+        keep = np.fromiter(
+            ((not underlying or u == underlying) and (not dated or d is not None) and (not start or d >= start)
+             and (not end or d <= end) and (not before or d < before) for u, d in zip(unders, dates, strict=True)),
+            dtype=bool, count=len(dates))
+        tab = tab.filter(arrow_mask(keep))
     if tab.num_rows == 0:
         return None
     # stable sort, as pandas' sort_values(kind="stable") on the same keys
@@ -104,13 +100,13 @@ def _like_for_like(by_expiry: Any) -> dict[str, np.ndarray]:
         arr = pa.array(list(by_expiry))
     n = len(arr)
     out = {c: np.full(n, np.nan) for c in _SHARES}
-    lengths = pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    # values go through Python lists (see volsurf.history.store.arrow_floats)
+    lengths = np.array([0 if v is None else v for v in pc.list_value_length(arr).to_pylist()], dtype=np.int64)
     if n < 2 or lengths.sum() == 0:
         return out
     flat = pc.list_flatten(arr)
-    dates = pc.fill_null(pc.cast(flat.field("expiry_date"), pa.string()), "").to_numpy(zero_copy_only=False)
-    sums = np.column_stack([np.nan_to_num(flat.field(c).to_numpy(zero_copy_only=False).astype(float), nan=0.0)
-                            for c in _SUMS])
+    dates = np.array(["" if v is None else str(v) for v in flat.field("expiry_date").to_pylist()], dtype=object)
+    sums = np.column_stack([np.nan_to_num(arrow_floats(flat.field(c)), nan=0.0) for c in _SUMS])
     pos = np.repeat(np.arange(n), lengths)
     _, code = np.unique(dates.astype(str), return_inverse=True)
     n_code = int(code.max()) + 1
@@ -140,9 +136,6 @@ class _StoredColumns:
 
 def _stored_columns(store_url: str, underlying: str | None, start: str | None, end: str | None,
                     before: str | None, window: int, min_history: int, keep_duplicates: bool) -> _StoredColumns:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     store = Store.open(store_url)
     rec_cols = record_columns(store)
     # only the columns the series needs are read
@@ -151,7 +144,7 @@ def _stored_columns(store_url: str, underlying: str | None, start: str | None, e
     if tab is None:
         what = f" of {underlying}" if underlying else ""
         raise DataError(f"no stored snapshot{what} in the range", hint="check --underlying, --from and --to")
-    unders = sorted(str(u) for u in pc.unique(tab["underlying"]).to_pylist())
+    unders = sorted({str(u) for u in tab["underlying"].to_pylist()})
     if len(unders) > 1:
         raise ParameterError(f"the store holds several underlyings: {', '.join(unders)}",
                              hint="pick one with --underlying")
@@ -164,9 +157,9 @@ def _stored_columns(store_url: str, underlying: str | None, start: str | None, e
         for src, d in zip(np.asarray(tab["source_file"].to_pylist(), dtype=object)[superseded], dates[superseded],
                           strict=True):
             skipped.append((str(src), f"superseded by a later snapshot of {d}"))
-        tab = tab.filter(pa.array(~superseded))
+        tab = tab.filter(arrow_mask(~superseded))
     cols = [c for c in rec_cols if c in tab.column_names]
-    floats = {m: tab[m].to_numpy().astype(float) for m in BASELINE_METRICS if m in cols}
+    floats = {m: arrow_floats(tab[m]) for m in BASELINE_METRICS if m in cols}
     derived = baseline_columns(floats, window, min_history)
     lfl = _like_for_like(tab["demand_by_expiry"])
     for c in ("otm_put_oi_share", "otm_put_volume_share"):
@@ -258,9 +251,9 @@ def _column_values(col: Any) -> list[Any]:
 
     t, nulls = col.type, col.null_count
     if pa.types.is_floating(t):
-        return list(col.to_numpy().tolist())
+        return [math.nan if v is None else v for v in col.to_pylist()]
     if pa.types.is_integer(t):
-        return list(col.to_numpy().astype(float).tolist()) if nulls else col.to_pylist()
+        return [math.nan if v is None else float(v) for v in col.to_pylist()] if nulls else col.to_pylist()
     if pa.types.is_boolean(t):
         return col.to_pylist()
     if pa.types.is_string(t) or pa.types.is_large_string(t):

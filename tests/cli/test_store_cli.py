@@ -115,3 +115,9 @@ def test_track_store_runs_without_pandas(store: str) -> None:
     assert got["skipped"] == [list(x) for x in want.skipped]
     assert len(got["series"]) == len(want.series) == 2
     assert list(got["series"][0]) == list(want.series.columns)
+
+
+def test_ingest_as_of_needs_one_file(tmp_path: Path) -> None:
+    res = run_cli("ingest", *map(str, SPY), "--store", str(tmp_path / "s"), "--as-of", "2025-06-09 16:00")
+    assert res.exit_code == 2 and res.stderr.startswith("Error: an as-of time replaces the time of one file")
+    assert res.stderr.count("\n") == 1 and not (tmp_path / "s").exists()

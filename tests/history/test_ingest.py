@@ -180,3 +180,33 @@ def test_concurrent_ingests_into_one_store(chain_files: list[str], reference_sto
     res = ingest(chain_files, url, jobs=1, progress=False)
     assert res.count("added") == 0
     assert_same_store(url, reference_store)
+
+
+def test_as_of_for_a_file_without_time(tmp_path: Path) -> None:
+    """A Cboe JSON payload saved without its envelope carries no as-of time: it fails (recorded, with the fix in
+    the reason) until ingested on its own with ``as_of``; the as-of time becomes the snapshot's quote time, a
+    second run with the same time is recognised by content, and ``as_of`` refuses several files or a time it
+    cannot read before anything is written."""
+    from conftest import SHARED
+
+    from volsurf.errors import ParameterError
+
+    envelope = SHARED / "real_feeds" / "cboe_delayed_json" / "aapl_2026-08-07_envelope_excerpt.json"
+    if not envelope.exists():
+        pytest.skip("needs ../shared/real_feeds beside the checkout (the real data folder); not present")
+    data_only = tmp_path / "aapl_data_only.json"
+    data_only.write_text(json.dumps(json.loads(envelope.read_text(encoding="utf-8"))["data"]), encoding="utf-8")
+    url = str(tmp_path / "s")
+    res = ingest([str(data_only)], url, jobs=1, progress=False)
+    assert res.count("failed") == 1 and "as-of" in (res.outcomes[0].reason or "")
+    res = ingest([str(data_only)], url, jobs=1, progress=False, as_of="2026-08-07 15:30")
+    assert res.count("added") == 1 and res.count("failed") == 0
+    quote_time = Store.open(url).read_metrics(columns=["quote_time"])["quote_time"].iloc[0]
+    assert str(quote_time).startswith("2026-08-07T15:30:00-04:00")
+    again = ingest([str(data_only)], url, jobs=1, progress=False, as_of="2026-08-07 15:30")
+    assert again.count("present") == 1 and again.count("added") == 0
+    with pytest.raises(ParameterError, match="one file"):
+        ingest([str(data_only), str(SPY_FILES[0])], str(tmp_path / "t"), jobs=1, progress=False, as_of="2026-08-07")
+    with pytest.raises(ParameterError, match="cannot read the as-of time"):
+        ingest([str(data_only)], str(tmp_path / "u"), jobs=1, progress=False, as_of="someday")
+    assert not (tmp_path / "t").exists() and not (tmp_path / "u").exists()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from volsurf.cli.common import emit, format_option, output_option
+from volsurf.cli.common import as_of_option, emit, format_option, output_option
 
 OUTCOME_COLUMNS = ["source_file", "status", "snapshot_id", "underlying", "trade_date", "reason", "seconds"]
 
@@ -23,8 +23,9 @@ OUTCOME_COLUMNS = ["source_file", "status", "snapshot_id", "underlying", "trade_
               help="Progress bar on stderr: files done, snapshots added/present/failed, rate (default: on a TTY).")
 @format_option()
 @output_option()
+@as_of_option()
 def ingest_cmd(paths: tuple[str, ...], store_url: str, engine: str, jobs: int | None, scheduler: str | None,
-               progress: bool | None, fmt: str, output: str | None) -> None:
+               progress: bool | None, fmt: str, output: str | None, as_of: str | None = None) -> None:
     """Run the per-snapshot pipeline (load, normalize, enrich, fit, measure, GEX) on every snapshot in PATHS
     (files, directories, globs; a DataShop or OptionsDX file gives one snapshot per quote time) and write the
     Parquet store: tables contracts, metrics, surface_params and failures (schema in docs/store.md).
@@ -38,10 +39,12 @@ def ingest_cmd(paths: tuple[str, ...], store_url: str, engine: str, jobs: int | 
       volsurf ingest sample_chains/ --store history.store
       volsurf ingest 'chains/**/*.csv' --store history.store --jobs 2 --progress
       volsurf ingest chains/ --store /shared/history.store --scheduler tcp://10.0.0.5:8786
+      volsurf ingest spy_2022-04-04.json --store history.store --as-of '2022-04-04 16:15'
     """
     from volsurf.history.ingest import ingest
 
-    res = ingest(list(paths), store_url, engine=engine, jobs=jobs, scheduler=scheduler, progress=progress)
+    res = ingest(list(paths), store_url, engine=engine, jobs=jobs, scheduler=scheduler, progress=progress,
+                 as_of=as_of)
     for note in res.notes:
         click.echo(note, err=True)
     for o in res.outcomes:

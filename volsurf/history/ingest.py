@@ -350,7 +350,7 @@ def _relax_malloc_thresholds() -> None:
         pass
 
 
-def ingest_file(path: str, store_url: str, file_digest: str | None = None) -> list[Outcome]:
+def ingest_file(path: str, store_url: str, file_digest: str | None = None, as_of: str | None = None) -> list[Outcome]:
     """Load every snapshot of one file, process the new ones and commit each to the store (the engines' task).
 
     Never raises for a bad file or snapshot: the failure is written to the ``failures`` table and returned as an
@@ -361,10 +361,10 @@ def ingest_file(path: str, store_url: str, file_digest: str | None = None) -> li
 
     _relax_malloc_thresholds()
     with threadpool_limits(limits=1):
-        return _ingest_file(path, store_url, file_digest)
+        return _ingest_file(path, store_url, file_digest, as_of)
 
 
-def _ingest_file(path: str, store_url: str, file_digest: str | None) -> list[Outcome]:
+def _ingest_file(path: str, store_url: str, file_digest: str | None, as_of: str | None) -> list[Outcome]:
     from volsurf.io import load_all
 
     t0, c0 = time.perf_counter(), time.process_time()
@@ -373,7 +373,7 @@ def _ingest_file(path: str, store_url: str, file_digest: str | None) -> list[Out
         file_digest = file_digest or file_hash(path)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            snaps = load_all(path)
+            snaps = load_all(path, as_of=as_of)
     except Exception as exc:  # a file that cannot be read is a failure of the run, never its end
         return [_fail(store, path, file_digest or "", -1, exc, "load", t0)]
     store.clear_failure(_failure_id(file_digest, -1))
@@ -443,10 +443,10 @@ def _already_stored(store: Store) -> dict[str, int]:
 
 
 def _run_local(tasks: list[tuple[str, str]], store_url: str, jobs: int,
-               on_done: Callable[[list[Outcome]], None]) -> None:
+               on_done: Callable[[list[Outcome]], None], as_of: str | None = None) -> None:
     if jobs <= 1 or len(tasks) <= 1:
         for path, digest in tasks:
-            on_done(ingest_file(path, store_url, digest))
+            on_done(ingest_file(path, store_url, digest, as_of))
         return
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -458,7 +458,7 @@ def _run_local(tasks: list[tuple[str, str]], store_url: str, jobs: int,
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["volsurf.history.ingest"])
     with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=ctx) as pool:
-        futures = {pool.submit(ingest_file, path, store_url, digest): (path, digest) for path, digest in tasks}
+        futures = {pool.submit(ingest_file, path, store_url, digest, as_of): (path, digest) for path, digest in tasks}
         for fut in as_completed(futures):
             try:
                 on_done(fut.result())
@@ -468,7 +468,7 @@ def _run_local(tasks: list[tuple[str, str]], store_url: str, jobs: int,
 
 
 def _run_dask(tasks: list[tuple[str, str]], store_url: str, jobs: int, scheduler: str | None,
-              on_done: Callable[[list[Outcome]], None]) -> int:
+              on_done: Callable[[list[Outcome]], None], as_of: str | None = None) -> int:
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError as exc:
@@ -492,7 +492,7 @@ def _run_dask(tasks: list[tuple[str, str]], store_url: str, jobs: int, scheduler
     try:
         workers = len(client.scheduler_info().get("workers", {}))
         futures = client.map(ingest_file, [p for p, _ in tasks], [store_url] * len(tasks), [d for _, d in tasks],
-                             pure=False)
+                             [as_of] * len(tasks), pure=False)
         keys = {f.key: task for f, task in zip(futures, tasks, strict=True)}
         for fut in as_completed(futures):
             try:
@@ -516,6 +516,7 @@ def ingest(
     jobs: int | None = None,
     scheduler: str | None = None,
     progress: bool | None = None,
+    as_of: str | None = None,
 ) -> IngestResult:
     """Ingest every snapshot of ``paths`` (files, directories, globs) into the store at ``store_url``.
 
@@ -533,6 +534,10 @@ def ingest(
         Address of a running Dask scheduler (``tcp://HOST:PORT``); implies ``engine="dask"``.
     progress : bool, optional
         Progress bar on stderr (default: on a terminal).
+    as_of : str, optional
+        As-of time of the chain, replacing the file's (New York time unless a zone is given): for a file that
+        carries none (older Cboe JSON). Only with a single file; its bytes are then loaded even when already
+        stored (the stored snapshot may have another as-of time), and the content hash decides.
 
     Returns
     -------
@@ -556,6 +561,13 @@ def ingest(
     for f in files:
         if not os.path.isfile(f):
             raise InputFileError(f, "no such file", hint="check the path (files, directories and globs are accepted)")
+    if as_of is not None:
+        from volsurf.io.dates import read_as_of
+
+        if len(files) != 1:
+            raise ParameterError(f"an as-of time replaces the time of one file; the paths give {len(files)} files",
+                                 hint="ingest the file that carries no time on its own")
+        read_as_of(as_of)  # a value it cannot read stops the run here, not in every task
     store = Store.open(store_url, create=True)
     notes: list[str] = []
     removed = store.clean_temporary()
@@ -571,7 +583,7 @@ def ingest(
         except OSError as exc:
             outcomes.append(_fail(store, path, "", -1, exc, "read", time.perf_counter()))
             continue
-        if digest in stored:
+        if digest in stored and as_of is None:
             outcomes.append(Outcome(path, "present", reason="file already ingested (same bytes)"))
         elif digest in first_of:
             outcomes.append(Outcome(path, "duplicate", reason=f"same bytes as {first_of[digest]}"))
@@ -594,9 +606,9 @@ def ingest(
     workers = n_jobs
     try:
         if engine == "dask":
-            workers = _run_dask(tasks, store.url if not store.local else store.root, n_jobs, scheduler, done)
+            workers = _run_dask(tasks, store.url if not store.local else store.root, n_jobs, scheduler, done, as_of)
         else:
-            _run_local(tasks, store.url if not store.local else store.root, n_jobs, done)
+            _run_local(tasks, store.url if not store.local else store.root, n_jobs, done, as_of)
     finally:
         bar.close()
         # one file with every snapshot's metrics row, so that readers need not open one file per snapshot

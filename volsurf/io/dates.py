@@ -474,3 +474,15 @@ def parse_as_of(value: str | pd.Timestamp | dt.datetime) -> pd.Timestamp:
         ts = pd.Timestamp(value)
         return ts.tz_localize(NY) if ts.tzinfo is None else ts.tz_convert(NY)
     return read_date_value(str(value)).time
+
+
+def read_as_of(value: str | pd.Timestamp | dt.datetime) -> pd.Timestamp:
+    """:func:`parse_as_of`, with a value it cannot read reported as a :class:`~volsurf.errors.ParameterError`
+    (one line, with an example of what it reads)."""
+    from volsurf.errors import ParameterError
+
+    try:
+        return parse_as_of(value)
+    except ValueError as exc:
+        raise ParameterError(f"cannot read the as-of time {value!r} ({exc})",
+                             hint="e.g. '2022-04-01 16:15' (New York time) or '2022-04-01T20:15Z'") from exc

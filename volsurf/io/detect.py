@@ -14,13 +14,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from volsurf.errors import FormatError, InputFileError, ParameterError, UnknownFormatError
+from volsurf.errors import FormatError, InputFileError, UnknownFormatError
 from volsurf.io.canonical import CANONICAL_MAGIC, _load_canonical
 from volsurf.io.cboe_csv import _find_cboe_header, _load_cboe
 from volsurf.io.cboe_json import _load_cboe_json
 from volsurf.io.common import _num, _read_long_csv, _read_text, _require_columns, gzip_head
 from volsurf.io.datashop import _datashop_frames, _datashop_snapshot, _load_datashop
-from volsurf.io.dates import parse_as_of
+from volsurf.io.dates import read_as_of
 from volsurf.io.optionsdx import _load_optionsdx
 from volsurf.io.schwab_json import _load_schwab_json
 from volsurf.io.yfinance import _load_yfinance
@@ -112,11 +112,7 @@ def _options(path: str, options: dict[str, Any]) -> dict[str, Any]:
     if as_of is None:
         options.pop("as_of", None)
         return options
-    try:
-        options["as_of"] = parse_as_of(as_of)
-    except ValueError as exc:
-        raise ParameterError(f"cannot read the as-of time {as_of!r} ({exc})",
-                             hint="give a date and time such as '2022-04-01 16:15' (New York time) or '2022-04-01T20:15Z'") from exc
+    options["as_of"] = read_as_of(as_of)
     return options
 
 

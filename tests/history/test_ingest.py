@@ -210,3 +210,26 @@ def test_as_of_for_a_file_without_time(tmp_path: Path) -> None:
     with pytest.raises(ParameterError, match="cannot read the as-of time"):
         ingest([str(data_only)], str(tmp_path / "u"), jobs=1, progress=False, as_of="someday")
     assert not (tmp_path / "t").exists() and not (tmp_path / "u").exists()
+
+
+def test_multi_snapshot_files_split_among_workers(tmp_path: Path) -> None:
+    """With fewer than two files per worker, a DataShop or OptionsDX file with several quote times is split into
+    parts (every n-th snapshot each), and the store equals the one an in-process run writes; a file that cannot be
+    loaded is recorded once, not once per part."""
+    from store_helpers import ROOT
+
+    from volsurf.history.ingest import _tasks
+
+    data = ROOT / "tests" / "data"
+    bad = tmp_path / "bad_optionsdx.txt"  # detected as OptionsDX, two quote times, but no quote columns
+    bad.write_text("[QUOTE_UNIXTIME], [UNDERLYING_LAST], [EXPIRE_DATE]\n1672779600, 3824.1, 2023-01-06\n"
+                   "1672866000, 3852.9, 2023-01-06\n", encoding="utf-8")
+    files = [str(data / "datashop_spx_small.csv"), str(data / "spx_eod_202301_small.txt"), str(bad)]
+    tasks = _tasks([(f, f"digest{i}") for i, f in enumerate(files)], 2)
+    assert [(t[0], t[2], t[3]) for t in tasks] == [(f, i, 2) for f in files for i in range(2)]
+    assert _tasks([(f, "d") for f in files * 2], 2) == [(f, "d", 0, 1) for f in files * 2]  # enough files
+    ref = ingest(files, str(tmp_path / "ref"), jobs=1, progress=False)
+    split = ingest(files, str(tmp_path / "split"), jobs=2, progress=False)
+    assert ref.count("added") == split.count("added") == 4
+    assert ref.count("failed") == split.count("failed") == 1
+    assert_same_store(str(tmp_path / "split"), str(tmp_path / "ref"))

@@ -234,6 +234,34 @@ def test_optionsdx_wide():
     assert first.meta.hygiene["missing_oi"] == 8  # OptionsDX has no open interest
 
 
+def test_optionsdx_load_all_equals_one_load_per_date():
+    """load_all parses an OptionsDX file once; each snapshot equals load(path, quote_time=...) of its date."""
+    path = DATA / "spx_eod_202301_small.txt"
+    for snap in load_all(path):
+        one = load(path, quote_time=snap.meta.quote_time)
+        pd.testing.assert_frame_equal(snap.frame, one.frame, check_exact=True)
+        assert snap.meta == one.meta
+
+
+def test_holds_many_snapshots(tmp_path: Path):
+    """From the head and tail only: DataShop/OptionsDX files whose first and last rows differ in quote time;
+    a gzip copy of one is assumed to; one-time files and other formats are not."""
+    import gzip
+
+    from volsurf.io.detect import holds_many_snapshots
+
+    assert holds_many_snapshots(str(DATA / "datashop_spx_small.csv"))
+    assert holds_many_snapshots(str(DATA / "spx_eod_202301_small.txt"))
+    assert not holds_many_snapshots(str(SAMPLES / "spy_2025-06-09_close.csv"))
+    lines = (DATA / "datashop_spx_small.csv").read_text(encoding="utf-8").splitlines()
+    one_time = tmp_path / "one_time.csv"
+    one_time.write_text("\n".join(ln for ln in lines if "16:00:00" not in ln) + "\n", encoding="utf-8")
+    assert len(load_all(one_time)) == 1 and not holds_many_snapshots(str(one_time))
+    gz = tmp_path / "eod.txt.gz"
+    gz.write_bytes(gzip.compress((DATA / "spx_eod_202301_small.txt").read_bytes()))
+    assert holds_many_snapshots(str(gz))
+
+
 @pytest.mark.parametrize("name", ["spx_2026-07-31_close.csv", "spy_2025-06-09_close.csv"])
 def test_canonical_round_trip(tmp_path: Path, name: str):
     snap = load(SAMPLES / name)

@@ -20,7 +20,8 @@ OUTCOME_COLUMNS = ["source_file", "status", "snapshot_id", "underlying", "trade_
 @click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
               help="Run on an existing Dask cluster (implies --engine dask).")
 @click.option("--progress/--no-progress", default=None,
-              help="Progress bar on stderr: files done, snapshots added/present/failed, rate (default: on a TTY).")
+              help="Progress bar on stderr: tasks (files, or parts of a big file) done, snapshots added/present/failed, "
+                   "rate (default: on a TTY).")
 @format_option()
 @output_option()
 @as_of_option()

@@ -350,7 +350,8 @@ def _relax_malloc_thresholds() -> None:
         pass
 
 
-def ingest_file(path: str, store_url: str, file_digest: str | None = None, as_of: str | None = None) -> list[Outcome]:
+def ingest_file(path: str, store_url: str, file_digest: str | None = None, as_of: str | None = None,
+                part: int = 0, n_parts: int = 1) -> list[Outcome]:
     """Load every snapshot of one file, process the new ones and commit each to the store (the engines' task).
 
     Never raises for a bad file or snapshot: the failure is written to the ``failures`` table and returned as an
@@ -361,10 +362,11 @@ def ingest_file(path: str, store_url: str, file_digest: str | None = None, as_of
 
     _relax_malloc_thresholds()
     with threadpool_limits(limits=1):
-        return _ingest_file(path, store_url, file_digest, as_of)
+        return _ingest_file(path, store_url, file_digest, as_of, part, n_parts)
 
 
-def _ingest_file(path: str, store_url: str, file_digest: str | None, as_of: str | None) -> list[Outcome]:
+def _ingest_file(path: str, store_url: str, file_digest: str | None, as_of: str | None, part: int,
+                 n_parts: int) -> list[Outcome]:
     from volsurf.io import load_all
 
     t0, c0 = time.perf_counter(), time.process_time()
@@ -375,13 +377,16 @@ def _ingest_file(path: str, store_url: str, file_digest: str | None, as_of: str 
             warnings.simplefilter("ignore")
             snaps = load_all(path, as_of=as_of)
     except Exception as exc:  # a file that cannot be read is a failure of the run, never its end
-        return [_fail(store, path, file_digest or "", -1, exc, "load", t0)]
+        # (recorded once, by the first part of a split file)
+        return [_fail(store, path, file_digest or "", -1, exc, "load", t0)] if part == 0 else []
     store.clear_failure(_failure_id(file_digest, -1))
-    # the file's reading time, shared among its snapshots
-    n = max(len(snaps), 1)
+    mine = range(part, len(snaps), n_parts)  # a split file: every n_parts-th snapshot from this part's own
+    # the file's reading time, shared among the snapshots of this task
+    n = max(len(mine), 1)
     load_wall, load_cpu = (time.perf_counter() - t0) / n, (time.process_time() - c0) / n
     out: list[Outcome] = []
-    for i, snap in enumerate(snaps):
+    for i in mine:
+        snap = snaps[i]
         t1, c1 = time.perf_counter() - load_wall, time.process_time() - load_cpu
         try:
             digest = content_hash(snap)
@@ -417,7 +422,7 @@ class _Progress:
         if enabled:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, desc="ingest", unit="file", file=sys.stderr, leave=False)
+            self.bar = tqdm(total=total, desc="ingest", unit="task", file=sys.stderr, leave=False)
 
     def update(self, outcomes: Sequence[Outcome]) -> None:
         for o in outcomes:
@@ -442,11 +447,32 @@ def _already_stored(store: Store) -> dict[str, int]:
     return {str(h): int(r["max"]) for h, r in counts.iterrows() if int(r["size"]) >= int(r["max"])}
 
 
-def _run_local(tasks: list[tuple[str, str]], store_url: str, jobs: int,
-               on_done: Callable[[list[Outcome]], None], as_of: str | None = None) -> None:
+#: One engine task: (file, its SHA-256, part, number of parts); a part takes every n-th snapshot of the file.
+Task = tuple[str, str, int, int]
+
+
+def _tasks(files: list[tuple[str, str]], jobs: int) -> list[Task]:
+    """One task per file; when there are fewer than two files per worker, a file that holds several snapshots
+    (DataShop, OptionsDX) is split into parts, so that one big file does not keep a single worker busy while the
+    others idle. Each part reads the whole file and processes its share of the snapshots: more reading, less
+    waiting."""
+    if jobs <= 1 or not files or len(files) >= 2 * jobs:
+        return [(p, d, 0, 1) for p, d in files]
+    from volsurf.io.detect import holds_many_snapshots
+
+    n_parts = min(jobs, -(-2 * jobs // len(files)))
+    out: list[Task] = []
+    for p, d in files:
+        k = n_parts if holds_many_snapshots(p) else 1
+        out.extend((p, d, i, k) for i in range(k))
+    return out
+
+
+def _run_local(tasks: list[Task], store_url: str, jobs: int, on_done: Callable[[list[Outcome]], None],
+               as_of: str | None = None) -> None:
     if jobs <= 1 or len(tasks) <= 1:
-        for path, digest in tasks:
-            on_done(ingest_file(path, store_url, digest, as_of))
+        for path, digest, part, n_parts in tasks:
+            on_done(ingest_file(path, store_url, digest, as_of, part, n_parts))
         return
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -458,7 +484,8 @@ def _run_local(tasks: list[tuple[str, str]], store_url: str, jobs: int,
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["volsurf.history.ingest"])
     with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=ctx) as pool:
-        futures = {pool.submit(ingest_file, path, store_url, digest, as_of): (path, digest) for path, digest in tasks}
+        futures = {pool.submit(ingest_file, path, store_url, digest, as_of, part, n_parts): (path, digest)
+                   for path, digest, part, n_parts in tasks}
         for fut in as_completed(futures):
             try:
                 on_done(fut.result())
@@ -467,7 +494,7 @@ def _run_local(tasks: list[tuple[str, str]], store_url: str, jobs: int,
                 on_done([_fail(Store.open(store_url), path, digest, -1, exc, "worker", time.perf_counter())])
 
 
-def _run_dask(tasks: list[tuple[str, str]], store_url: str, jobs: int, scheduler: str | None,
+def _run_dask(tasks: list[Task], store_url: str, jobs: int, scheduler: str | None,
               on_done: Callable[[list[Outcome]], None], as_of: str | None = None) -> int:
     try:
         from distributed import Client, LocalCluster, as_completed
@@ -491,14 +518,14 @@ def _run_dask(tasks: list[tuple[str, str]], store_url: str, jobs: int, scheduler
                                  hint="start it with `dask scheduler` and give its tcp://HOST:PORT") from exc
     try:
         workers = len(client.scheduler_info().get("workers", {}))
-        futures = client.map(ingest_file, [p for p, _ in tasks], [store_url] * len(tasks), [d for _, d in tasks],
-                             [as_of] * len(tasks), pure=False)
+        futures = client.map(ingest_file, [t[0] for t in tasks], [store_url] * len(tasks), [t[1] for t in tasks],
+                             [as_of] * len(tasks), [t[2] for t in tasks], [t[3] for t in tasks], pure=False)
         keys = {f.key: task for f, task in zip(futures, tasks, strict=True)}
         for fut in as_completed(futures):
             try:
                 on_done(fut.result())
             except Exception as exc:  # the task itself never raises: a worker died or the cluster failed
-                path, digest = keys[fut.key]
+                path, digest = keys[fut.key][:2]
                 on_done([_fail(Store.open(store_url), path, digest, -1, exc, "worker", time.perf_counter())])
             fut.release()
     finally:
@@ -575,7 +602,7 @@ def ingest(
         notes.append(f"removed {removed} temporary files of an interrupted run")
     stored = _already_stored(store)
     outcomes: list[Outcome] = []
-    tasks: list[tuple[str, str]] = []
+    files_to_do: list[tuple[str, str]] = []
     first_of: dict[str, str] = {}
     for path in files:
         try:
@@ -589,7 +616,8 @@ def ingest(
             outcomes.append(Outcome(path, "duplicate", reason=f"same bytes as {first_of[digest]}"))
         else:
             first_of[digest] = path
-            tasks.append((path, digest))
+            files_to_do.append((path, digest))
+    tasks = _tasks(files_to_do, n_jobs)
     bar = _Progress(len(tasks), progress)
 
     rows: list[Any] = []  # metrics rows of the snapshots added, for the index (compacted as they come)

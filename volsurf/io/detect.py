@@ -18,10 +18,10 @@ from volsurf.errors import FormatError, InputFileError, UnknownFormatError
 from volsurf.io.canonical import CANONICAL_MAGIC, _load_canonical
 from volsurf.io.cboe_csv import _find_cboe_header, _load_cboe
 from volsurf.io.cboe_json import _load_cboe_json
-from volsurf.io.common import _num, _read_long_csv, _read_text, _require_columns, gzip_head
+from volsurf.io.common import GZIP_MAGIC, _num, _read_text, gzip_head
 from volsurf.io.datashop import _datashop_frames, _datashop_snapshot, _load_datashop
 from volsurf.io.dates import read_as_of
-from volsurf.io.optionsdx import _load_optionsdx
+from volsurf.io.optionsdx import _load_optionsdx, optionsdx_table
 from volsurf.io.schwab_json import _load_schwab_json
 from volsurf.io.yfinance import _load_yfinance
 from volsurf.market.snapshot import Snapshot
@@ -168,12 +168,37 @@ def load_all(path: str | os.PathLike, **options: Any) -> list[Snapshot]:
         as_of = options.get("as_of")
         return [_datashop_snapshot(p, t, g, ln, len(groups), as_of) for t, g, ln in groups]
     if fmt == "optionsdx":
-        df, line_no = _read_long_csv(p, text)
-        df.columns = [c.strip().strip("[]").upper() for c in df.columns]
-        _require_columns(p, list(df.columns), ["QUOTE_UNIXTIME"], 1)
-        times = np.unique(_num(df, "QUOTE_UNIXTIME", p, line_no))
-        return [_load_optionsdx(p, text, lines, quote_time=pd.Timestamp(t, unit="s", tz="UTC"), **options) for t in times]
+        table = optionsdx_table(p, text)  # parsed once, not once per quote date
+        times = np.unique(_num(table[0], "QUOTE_UNIXTIME", p, table[1]))
+        return [_load_optionsdx(p, text, lines, quote_time=pd.Timestamp(t, unit="s", tz="UTC"), table=table, **options)
+                for t in times]
     return [load(p, **options)]
+
+
+def holds_many_snapshots(path: str) -> bool:
+    """Whether a file may hold several snapshots, from its head and tail only: a DataShop or OptionsDX file whose
+    first and last data rows differ in quote time (these files are in time order); a compressed one is assumed
+    to. Used to split a big file among workers; a wrong guess only costs parallelism."""
+    head = gzip_head(path, 65536)
+    lines = head.decode("utf-8", errors="replace").split("\n")[:-1]  # the last line may be cut off
+    fmt = detect_format(lines)
+    if fmt not in ("datashop", "optionsdx"):
+        return False
+    with open(path, "rb") as fh:
+        if fh.read(2) == GZIP_MAGIC:
+            return True
+        fh.seek(max(0, os.path.getsize(path) - 65536))
+        tail = fh.read().decode("utf-8", errors="replace")
+    rows = [ln for ln in lines if ln.strip() and not ln.startswith("#")]
+    last = next((ln for ln in reversed(tail.split("\n")) if ln.strip()), "")
+    if len(rows) < 2 or not last:
+        return False
+    names = [c.strip().strip('"').strip().strip("[]").upper() for c in rows[0].split(",")]
+    key = names.index("QUOTE_UNIXTIME" if fmt == "optionsdx" else "QUOTE_DATETIME")
+    first_cells, last_cells = rows[1].split(","), last.split(",")
+    if len(first_cells) <= key or len(last_cells) <= key:
+        return False
+    return first_cells[key].strip() != last_cells[key].strip()
 
 
 def _looks_like_chain_json(path: Path) -> bool:

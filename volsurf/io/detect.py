@@ -18,7 +18,7 @@ from volsurf.errors import FormatError, InputFileError, UnknownFormatError
 from volsurf.io.canonical import CANONICAL_MAGIC, _load_canonical
 from volsurf.io.cboe_csv import _find_cboe_header, _load_cboe
 from volsurf.io.cboe_json import _load_cboe_json
-from volsurf.io.common import GZIP_MAGIC, _num, _read_text, gzip_head
+from volsurf.io.common import GZIP_MAGIC, _read_text, gzip_head
 from volsurf.io.datashop import _datashop_frames, _datashop_snapshot, _load_datashop
 from volsurf.io.dates import read_as_of
 from volsurf.io.optionsdx import _load_optionsdx, optionsdx_table
@@ -169,7 +169,7 @@ def load_all(path: str | os.PathLike, **options: Any) -> list[Snapshot]:
         return [_datashop_snapshot(p, t, g, ln, len(groups), as_of) for t, g, ln in groups]
     if fmt == "optionsdx":
         table = optionsdx_table(p, text)  # parsed once, not once per quote date
-        times = np.unique(_num(table[0], "QUOTE_UNIXTIME", p, table[1]))
+        times = np.unique(table[2])
         return [_load_optionsdx(p, text, lines, quote_time=pd.Timestamp(t, unit="s", tz="UTC"), table=table, **options)
                 for t in times]
     return [load(p, **options)]

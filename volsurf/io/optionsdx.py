@@ -27,20 +27,19 @@ def _odx_col(df: pd.DataFrame, name: str) -> str | None:
     return None
 
 
-def optionsdx_table(path: str, text: str) -> tuple[pd.DataFrame, np.ndarray]:
-    """The parsed rows of an OptionsDX file (upper-case column names without brackets) and their line numbers;
-    parsed once per file, however many quote dates it holds."""
+def optionsdx_table(path: str, text: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The parsed rows of an OptionsDX file (upper-case column names without brackets), their line numbers and
+    their quote times (Unix seconds); parsed once per file, however many quote dates it holds."""
     df, line_no = _read_long_csv(path, text)
     df.columns = [c.strip().strip("[]").upper() for c in df.columns]
     _require_columns(path, list(df.columns), ["QUOTE_UNIXTIME", "UNDERLYING_LAST", "EXPIRE_DATE", "STRIKE", "C_BID", "C_ASK", "P_BID", "P_ASK"], 1)
-    return df, line_no
+    return df, line_no, _num(df, "QUOTE_UNIXTIME", path, line_no)
 
 
-def _load_optionsdx(path: str, text: str, lines: list[str], *, underlying: str | None = None, quote_time: pd.Timestamp | None = None, as_of: pd.Timestamp | None = None, table: tuple[pd.DataFrame, np.ndarray] | None = None, **_: object) -> Snapshot:
+def _load_optionsdx(path: str, text: str, lines: list[str], *, underlying: str | None = None, quote_time: pd.Timestamp | None = None, as_of: pd.Timestamp | None = None, table: tuple[pd.DataFrame, np.ndarray, np.ndarray] | None = None, **_: object) -> Snapshot:
     """One quote date of an OptionsDX file (``quote_time``: the nearest; default the latest). ``table``: the
     file's :func:`optionsdx_table`, when already parsed."""
-    df, line_no = optionsdx_table(path, text) if table is None else table
-    qu = _num(df, "QUOTE_UNIXTIME", path, line_no)
+    df, line_no, qu = optionsdx_table(path, text) if table is None else table
     times = np.unique(qu[np.isfinite(qu)])
     if quote_time is not None:
         target = pd.Timestamp(quote_time).timestamp()

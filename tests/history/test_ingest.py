@@ -212,7 +212,9 @@ def test_as_of_for_a_file_without_time(tmp_path: Path) -> None:
     assert not (tmp_path / "t").exists() and not (tmp_path / "u").exists()
 
 
-def test_multi_snapshot_files_split_among_workers(tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine", ["local", pytest.param("dask", marks=[pytest.mark.slow,
+                                                                        pytest.mark.filterwarnings(*DASK_WARNINGS)])])
+def test_multi_snapshot_files_split_among_workers(tmp_path: Path, engine: str) -> None:
     """With fewer than two files per worker, a DataShop or OptionsDX file with several quote times is split into
     parts (every n-th snapshot each), and the store equals the one an in-process run writes; a file that cannot be
     loaded is recorded once, not once per part."""
@@ -229,7 +231,7 @@ def test_multi_snapshot_files_split_among_workers(tmp_path: Path) -> None:
     assert [(t[0], t[2], t[3]) for t in tasks] == [(f, i, 2) for f in files for i in range(2)]
     assert _tasks([(f, "d") for f in files * 2], 2) == [(f, "d", 0, 1) for f in files * 2]  # enough files
     ref = ingest(files, str(tmp_path / "ref"), jobs=1, progress=False)
-    split = ingest(files, str(tmp_path / "split"), jobs=2, progress=False)
+    split = ingest(files, str(tmp_path / "split"), engine=engine, jobs=2, progress=False)
     assert ref.count("added") == split.count("added") == 4
     assert ref.count("failed") == split.count("failed") == 1
     assert_same_store(str(tmp_path / "split"), str(tmp_path / "ref"))

@@ -114,11 +114,9 @@ def oi_concentration(strikes: np.ndarray, oi: np.ndarray, top: int = 5) -> OICon
 
 def quarter_end_expiry_dates(expiry_dates: np.ndarray | pd.Series) -> np.ndarray:
     """Boolean mask: expiry date is the last NYSE session of its calendar quarter."""
-    from volsurf.market.calendar import iso_days, period_end_sessions
+    from volsurf.market.calendar import date_days, period_end_sessions
 
-    d = iso_days(np.asarray(expiry_dates))
-    if d is None:
-        d = pd.to_datetime(pd.Series(np.asarray(expiry_dates))).to_numpy().astype("datetime64[D]")
+    d = date_days(expiry_dates)
     if d.size == 0:
         return np.zeros(0, dtype=bool)
     return period_end_sessions(d, "quarter") == d

@@ -545,31 +545,17 @@ class _Eligible:
         n = len(self.exp)
         if n == 0:
             return
-        from volsurf.market.calendar import iso_days
+        from volsurf.market.calendar import date_days
 
-        days = iso_days(self.exp["expiry_date"].to_numpy())
-        if days is not None:
-            # the calendar arithmetic of the DatetimeIndex path below, on datetime64[D]
-            weekday = (days.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
-            thursday = weekday == 3
-            friday_after_d = days + np.timedelta64(1, "D")
-            friday_closed = np.zeros(n, dtype=bool)
-            if thursday.any():
-                friday_closed[thursday] = ~_nyse_is_session(
-                    pd.DatetimeIndex(friday_after_d[thursday].astype("datetime64[us]"))
-                )
-            effective_d = np.where(thursday & friday_closed, friday_after_d, days)
-            day_of_month = (effective_d - effective_d.astype("datetime64[M]")).astype(np.int64) + 1
-        else:
-            dates = pd.DatetimeIndex(pd.to_datetime(self.exp["expiry_date"]))
-            weekday = dates.day_of_week.to_numpy()
-            thursday = weekday == 3
-            friday_after = dates + pd.Timedelta(days=1)
-            friday_closed = np.zeros(n, dtype=bool)
-            if thursday.any():
-                friday_closed[thursday] = ~_nyse_is_session(friday_after[thursday])
-            effective = pd.DatetimeIndex(np.where(thursday & friday_closed, friday_after, dates))
-            day_of_month = np.asarray(effective.day)
+        days = date_days(self.exp["expiry_date"].to_numpy())
+        weekday = (days.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+        thursday = weekday == 3
+        friday_after = days + np.timedelta64(1, "D")
+        friday_closed = np.zeros(n, dtype=bool)
+        if thursday.any():
+            friday_closed[thursday] = ~_nyse_is_session(pd.DatetimeIndex(friday_after[thursday].astype("datetime64[us]")))
+        effective = np.where(thursday & friday_closed, friday_after, days)
+        day_of_month = (effective - effective.astype("datetime64[M]")).astype(np.int64) + 1
         is_friday = (weekday == 4) | (thursday & friday_closed)
         third_friday = (day_of_month >= 15) & (day_of_month <= 21)
         self.am = self.exp["settlement"].to_numpy() == "AM"

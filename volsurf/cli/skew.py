@@ -291,21 +291,21 @@ def track_cmd(paths: tuple[str, ...], fmt: str, output: str | None, plot_dir: st
     if store_url is None and (underlying or date_from or date_to):
         raise ParameterError("--underlying, --from and --to go with --store")
     res = None
+    start = date_from.date().isoformat() if date_from else None
+    end = date_to.date().isoformat() if date_to else None
     if store_url is not None and not plot_dir:
         # the records straight from the store's Arrow columns: no pandas import, half the start-up time
         from volsurf.history.stored import stored_track_records
 
         st = stored_track_records(store_url, underlying=underlying, window=window, min_history=min_history,
-                                  start=date_from.date().isoformat() if date_from else None,
-                                  end=date_to.date().isoformat() if date_to else None)
+                                  start=start, end=end)
         columns, records, skipped, baseline = st.columns, st.records, st.skipped, st.baseline
     else:
         if store_url is not None:
             from volsurf.history.stored import stored_series
 
             res = stored_series(store_url, underlying=underlying, window=window, min_history=min_history,
-                                start=date_from.date().isoformat() if date_from else None,
-                                end=date_to.date().isoformat() if date_to else None)
+                                start=start, end=end)
         else:
             from volsurf.history.track import track
 

@@ -125,6 +125,19 @@ def iso_days(values: np.ndarray) -> np.ndarray | None:
         return None
 
 
+def date_days(values: Any) -> np.ndarray:
+    """``datetime64[D]`` of an array of dates: ``YYYY-MM-DD`` strings through :func:`iso_days`, anything else
+    through ``pd.to_datetime`` (a zone-aware time gives its local date)."""
+    arr = np.asarray(values)
+    days = iso_days(arr)
+    if days is not None:
+        return days
+    idx = pd.DatetimeIndex(pd.to_datetime(arr.ravel()))
+    if idx.tz is not None:
+        idx = idx.tz_localize(None)
+    return idx.to_numpy().astype("datetime64[D]")
+
+
 def _to_day(day: DateLike) -> np.datetime64:
     try:
         d = np.datetime64(pd.Timestamp(day).date(), "D")

@@ -102,6 +102,8 @@ from volsurf.surface.svi import (
     SVIParams,
     calibrate_essvi,
     calibrate_svi_many,
+    essvi_total_variance,
+    svi_total_variance,
 )
 
 
@@ -393,21 +395,18 @@ def _parametric_layer(preps: list[PreparedExpiry],
     # every slice at its quotes (one elementwise pass; parameters repeated per quote) ...
     x = np.log(st.k)
     sa, sb, srho, sm, ssig = np.repeat(svi, sizes, axis=0).T
-    xm = x - sm
-    w_svi = sa + sb * (srho * xm + np.sqrt(xm * xm + ssig * ssig))
+    w_svi = svi_total_variance(x, sa, sb, srho, sm, ssig)
     c_svi = bs_call_norm(st.k, w_svi)
     iv_svi = np.sqrt(np.maximum(w_svi, 0.0) / st.t)
     eth, erho, epsi = np.repeat(ess, sizes, axis=0).T
-    w_e = 0.5 * (eth + erho * epsi * x + np.sqrt((epsi * x + eth * erho) ** 2 + eth * eth * (1.0 - erho * erho)))
+    w_e = essvi_total_variance(x, eth, erho, epsi)
     c_e = bs_call_norm(st.k, w_e)
     iv_e = np.sqrt(w_e / st.t)
     # ... and on the dense grid (one row per slice)
     da, db, drho, dm, dsig = (col[:, None] for col in svi.T)
-    xd = x_dense - dm
-    c_svi_dense = bs_call_norm(k_dense, da + db * (drho * xd + np.sqrt(xd * xd + dsig * dsig)))
+    c_svi_dense = bs_call_norm(k_dense, svi_total_variance(x_dense, da, db, drho, dm, dsig))
     dth, drh, dps = (col[:, None] for col in ess.T)
-    c_e_dense = bs_call_norm(k_dense, 0.5 * (dth + drh * dps * x_dense + np.sqrt(
-        (dps * x_dense + dth * drh) ** 2 + dth * dth * (1.0 - drh * drh))))
+    c_e_dense = bs_call_norm(k_dense, essvi_total_variance(x_dense, dth, drh, dps))
     diag_svi = st.layer_diags(c_svi, iv_svi, _dense_arbitrage_rows(c_svi_dense, k_dense, ARB_TOL),
                               _calendar_rows(c_svi_dense))
     diag_e = st.layer_diags(c_e, iv_e, _dense_arbitrage_rows(c_e_dense, k_dense, ARB_TOL), _calendar_rows(c_e_dense))

@@ -21,6 +21,7 @@ import scipy.sparse as sp
 
 from volsurf.surface.basis import FOUR, BasisBlocks, basis4, basis_blocks
 from volsurf.surface.model import INSIDE_TOL, PreparedExpiry, bs_call_norm
+from volsurf.surface.svi import svi_total_variance
 
 # QP weights. The band penalty dwarfs the tracking term (<= 1 per quote inside the band), so quotes leave
 # their band only when no-arbitrage forces it.
@@ -285,8 +286,7 @@ def quote_blocks(preps: list[PreparedExpiry], knots: np.ndarray,
                      p.svi_fit.params.sigma, p.q.t] for p in preps], dtype=float)
     a, b, rho, m, sigma, t = np.repeat(prm, n_p, axis=0).T
     kp_all = np.concatenate(kps)
-    x = np.log(kp_all) - m  # raw SVI (svi_total_variance) with each point's slice parameters
-    w_s = np.maximum(a + b * (rho * x + np.sqrt(x * x + sigma * sigma)), 1e-10)
+    w_s = np.maximum(svi_total_variance(np.log(kp_all), a, b, rho, m, sigma), 1e-10)  # each point's own slice
     iv_s = np.sqrt(w_s / t)
     p_lo_all, p_hi_all = bs_call_norm(kp_all, np.stack([np.maximum(iv_s - PSEUDO_VOL_BAND, 0.5 * iv_s),
                                                         iv_s + PSEUDO_VOL_BAND]) ** 2 * t)

@@ -201,36 +201,31 @@ def _box_candidates(n: _Sym3, r: _Vec3, lo: _Vec3, hi: _Vec3, x: _Vec3) -> tuple
     return xs, ok
 
 
+def _sum_of_products(out: np.ndarray, tmp: np.ndarray,
+                     *terms: tuple[np.ndarray, np.ndarray, np.ndarray | None]) -> None:
+    """``out = sum of c * x * y`` over ``terms`` (``y`` None: ``c * x``), left to right, in place (``tmp``: scratch of
+    ``out``'s shape); the order of operations is fixed, so results do not depend on the caller."""
+    for i, (c, x, y) in enumerate(terms):
+        dst = out if i == 0 else tmp
+        np.multiply(c, x, out=dst)
+        if y is not None:
+            dst *= y
+        if i:
+            out += tmp
+
+
 def _quad_value(n: _Sym3, r: _Vec3, x0: np.ndarray, x1: np.ndarray, x2: np.ndarray) -> np.ndarray:
     """``x'Nx - 2 r'x`` for symmetric 3x3 ``N`` and points ``x = (x0, x1, x2)``, each (..., J)."""
     n00, n01, n02, n11, n12, n22 = n
     shape = np.broadcast_shapes(x0.shape, x1.shape, x2.shape, n00.shape)
     t, s, u = np.empty(shape), np.empty(shape), np.empty(shape)
     # n00 x0 x0 + n11 x1 x1 + n22 x2 x2 + 2 (n01 x0 x1 + n02 x0 x2 + n12 x1 x2), in this order of operations
-    np.multiply(n00, x0, out=t)
-    t *= x0
-    np.multiply(n11, x1, out=u)
-    u *= x1
-    t += u
-    np.multiply(n22, x2, out=u)
-    u *= x2
-    t += u
-    np.multiply(n01, x0, out=s)
-    s *= x1
-    np.multiply(n02, x0, out=u)
-    u *= x2
-    s += u
-    np.multiply(n12, x1, out=u)
-    u *= x2
-    s += u
+    _sum_of_products(t, u, (n00, x0, x0), (n11, x1, x1), (n22, x2, x2))
+    _sum_of_products(s, u, (n01, x0, x1), (n02, x0, x2), (n12, x1, x2))
     s *= 2.0
     t += s
     # - 2 (r0 x0 + r1 x1 + r2 x2)
-    np.multiply(r[0], x0, out=s)
-    np.multiply(r[1], x1, out=u)
-    s += u
-    np.multiply(r[2], x2, out=u)
-    s += u
+    _sum_of_products(s, u, (r[0], x0, None), (r[1], x1, None), (r[2], x2, None))
     s *= 2.0
     t -= s
     return t

@@ -99,3 +99,17 @@ def test_bad_output_folder_is_one_line_exit_2(tmp_path: Path, kind: str):
     assert res.exit_code == 2
     assert len(res.stderr.strip().splitlines()) == 1 and res.stderr.startswith("Error: "), res.stderr
     assert not re.search("Traceback", res.stderr)
+
+
+def test_ctrl_c_after_the_command_finished_is_ignored(tmp_path: Path):
+    """A Ctrl-C that lands after the command has finished (while the interpreter tears down, up to 0.2 s after a
+    report) does not kill the process by the signal (status -2, no message): it exits 0, its output whole."""
+    code = ("import atexit, os, signal, sys, time\n"
+            "atexit.register(lambda: (os.kill(os.getpid(), signal.SIGINT), time.sleep(0.3)))\n"
+            "sys.argv = ['volsurf', 'inspect', sys.argv[1]]\n"
+            "from volsurf.cli.main import main\nmain()\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(SPY)], capture_output=True, text=True, timeout=120,
+                          cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert "KeyboardInterrupt" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert "SPY" in proc.stdout

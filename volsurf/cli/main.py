@@ -100,7 +100,8 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the CLI; every failure ends as one line on stderr.
 
     Volsurf errors, usage errors and files that cannot be written print one ``Error: ...`` line (control
-    characters replaced, about 300 characters at most) and exit 2; Ctrl-C prints ``Interrupted.`` and exits 130.
+    characters replaced, about 300 characters at most) and exit 2; Ctrl-C prints ``Interrupted.`` and exits 130
+    (once the command has finished, a Ctrl-C during the process's exit is ignored).
     Warnings are printed when the command has succeeded (and dropped when it fails).
     numpy's RuntimeWarnings (NaN arithmetic on bad input) are not printed, unless warnings are escalated to
     errors (``python -W error``, the test suite), so that their sources get fixed.
@@ -129,6 +130,13 @@ def main(argv: list[str] | None = None) -> None:
         warnings.simplefilter("ignore", RuntimeWarning)
     try:
         cli.main(args=argv, prog_name="volsurf", standalone_mode=False)
+        if argv is None:  # a process of its own (not a caller's in-process run)
+            import signal
+
+            # The command is done and its outputs are whole. A Ctrl-C during the interpreter's teardown (up to
+            # 0.2 s after a report) would kill the process by the signal, with no message and status -2: from
+            # here on it finishes its exit instead.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
     except click.exceptions.Abort as exc:
         if isinstance(exc.__cause__, KeyboardInterrupt) or isinstance(exc.__context__, KeyboardInterrupt):
             click.echo("Interrupted.", err=True)

@@ -336,6 +336,30 @@ def test_o_file_is_written_atomically(tmp_path: Path, monkeypatch):
 # ----------------------------------------------------------------------------------------- interrupts
 
 
+def test_ctrl_c_inside_an_import_is_an_interrupt(monkeypatch: pytest.MonkeyPatch):
+    """A Ctrl-C while a C extension initialises surfaces as ``ImportError: initialization failed`` caused by the
+    KeyboardInterrupt (seen with matplotlib's ft2font): one ``Interrupted.`` line and 130, no traceback; any other
+    error still propagates."""
+    import volsurf.io
+
+    def interrupted_import(*_a: object, **_k: object) -> None:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise ImportError("initialization failed") from exc
+
+    monkeypatch.setattr(volsurf.io, "load", interrupted_import)
+    res = run_cli("inspect", SPY)
+    assert res.exit_code == 130 and res.stderr.strip() == "Interrupted.", res.stderr
+
+    def plain_bug(*_a: object, **_k: object) -> None:
+        raise ImportError("a real import problem")
+
+    monkeypatch.setattr(volsurf.io, "load", plain_bug)
+    with pytest.raises(ImportError, match="a real import problem"):
+        run_cli("inspect", SPY)
+
+
 def _start(args: list[str]) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(ROOT / "cli.py"), *map(str, args)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)

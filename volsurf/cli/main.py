@@ -96,6 +96,21 @@ def _one_line_usage(exc: click.ClickException) -> str:
     return f"Error: {clip(text, 300)}"
 
 
+def _interrupted(exc: BaseException) -> bool:
+    """Whether a KeyboardInterrupt caused ``exc`` (anywhere in its chain of causes and contexts)."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        todo += [e.__cause__, e.__context__]
+    return False
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the CLI; every failure ends as one line on stderr.
 
@@ -155,6 +170,13 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"Error: {clip(where + (exc.strerror or str(exc)), 300)}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except Exception as exc:
+        # A Ctrl-C while a C extension initialises (matplotlib's ft2font, say) surfaces as the import's own error
+        # ("ImportError: initialization failed") with the KeyboardInterrupt as its cause: still an interrupt.
+        if not _interrupted(exc):
+            raise
         click.echo("Interrupted.", err=True)
         sys.exit(130)
     for line in pending:
